@@ -1,0 +1,174 @@
+//! Products and the values they are made of. Each type can only be built valid.
+
+use nubo_contracts::Money;
+use nubo_platform::chrono::{DateTime, Utc};
+use nubo_platform::error::FieldError;
+use nubo_platform::uuid::Uuid;
+use serde::{Deserialize, Serialize};
+
+/// A stock-keeping unit: 3 to 32 upper-case letters, digits and dashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok_len = (3..=32).contains(&raw.len());
+        let ok_chars = raw.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        if ok_len && ok_chars && !raw.starts_with('-') {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be 3 to 32 upper-case letters, digits or dashes".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A category slug: 1 to 40 lower-case letters, digits and dashes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Category(String);
+
+impl Category {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let ok_len = (1..=40).contains(&raw.len());
+        let ok_chars = raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        if ok_len && ok_chars {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("must be 1 to 40 lower-case letters, digits or dashes".to_owned())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A product as stored and served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    pub id: Uuid,
+    pub sku: String,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub category: String,
+    pub image_url: String,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// What an admin sends to create or replace a product.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProductInput {
+    pub sku: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub price: PriceInput,
+    pub category: String,
+    #[serde(default)]
+    pub image_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceInput {
+    pub amount_minor: i64,
+    pub currency: String,
+}
+
+/// A [`ProductInput`] that passed every check.
+#[derive(Clone, Debug)]
+pub struct ValidProduct {
+    pub sku: Sku,
+    pub name: String,
+    pub description: String,
+    pub price: Money,
+    pub category: Category,
+    pub image_url: String,
+}
+
+impl ProductInput {
+    /// Checks every field and reports all problems at once.
+    pub fn validate(self) -> Result<ValidProduct, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let mut check = |field: &str, result: Result<(), String>| {
+            if let Err(message) = result {
+                errors.push(FieldError { field: field.to_owned(), message });
+            }
+        };
+        let sku = Sku::parse(&self.sku);
+        check("sku", sku.as_ref().map(|_| ()).map_err(Clone::clone));
+        let name = self.name.trim().to_owned();
+        check(
+            "name",
+            if (1..=200).contains(&name.chars().count()) { Ok(()) } else { Err("must be 1 to 200 characters".into()) },
+        );
+        check(
+            "description",
+            if self.description.chars().count() <= 5000 { Ok(()) } else { Err("must be at most 5000 characters".into()) },
+        );
+        let price = Money::parse(self.price.amount_minor, &self.price.currency);
+        check("price", price.as_ref().map(|_| ()).map_err(Clone::clone));
+        let category = Category::parse(&self.category);
+        check("category", category.as_ref().map(|_| ()).map_err(Clone::clone));
+        let image_ok = self.image_url.is_empty()
+            || ((self.image_url.starts_with("https://") || self.image_url.starts_with("/")) && self.image_url.len() <= 500);
+        check("image_url", if image_ok { Ok(()) } else { Err("must be an https:// URL or a path".into()) });
+        match (sku, price, category) {
+            (Ok(sku), Ok(price), Ok(category)) if errors.is_empty() => Ok(ValidProduct {
+                sku,
+                name,
+                description: self.description,
+                price,
+                category,
+                image_url: self.image_url,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input() -> ProductInput {
+        ProductInput {
+            sku: "TEA-001".into(),
+            name: "Green tea".into(),
+            description: String::new(),
+            price: PriceInput { amount_minor: 499, currency: "EUR".into() },
+            category: "tea".into(),
+            image_url: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_valid_product_passes() {
+        assert!(input().validate().is_ok());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let mut bad = input();
+        bad.sku = "tea 1".into();
+        bad.price.amount_minor = -1;
+        bad.category = "Tea!".into();
+        let errors = bad.validate().unwrap_err();
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["sku", "price", "category"]);
+    }
+
+    #[test]
+    fn a_currency_must_be_an_iso_code() {
+        let mut bad = input();
+        bad.price.currency = "euro".into();
+        assert!(bad.validate().is_err());
+    }
+}

@@ -1,0 +1,43 @@
+//! The catalog: products with SKU, name, description, price, category and image; paged lists
+//! filtered by category; admin create and update, each publishing `ProductChanged` through the
+//! outbox; reads served from the cache; and a price history built from its own events.
+#![forbid(unsafe_code)]
+
+mod cached;
+pub mod domain;
+mod events;
+pub mod routes;
+mod seed;
+pub mod store;
+
+use nubo_contracts::catalog::ProductChanged;
+use nubo_platform::events::Event;
+use nubo_platform::events::consumer::Consumer;
+use nubo_platform::storage::Migrations;
+use nubo_platform::{Context, Parts, ServiceDescription, sqlx};
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+pub static SERVICE: ServiceDescription = ServiceDescription {
+    name: "catalog",
+    default_port: 8082,
+    migrations: Migrations { sqlite: &SQLITE, postgres: &POSTGRES },
+    publishes: &[ProductChanged::SUBJECT],
+    consumes: &[ProductChanged::SUBJECT],
+    calls: &[],
+    env: &[],
+    build: |ctx| Box::pin(build(ctx)),
+    seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),
+};
+
+/// The durable name of the consumer that records prices.
+pub const PRICE_HISTORY_CONSUMER: &str = "catalog-price-history";
+
+async fn build(ctx: Context) -> anyhow::Result<Parts> {
+    Ok(Parts {
+        router: routes::router(ctx.clone()),
+        consumers: vec![Consumer::new(PRICE_HISTORY_CONSUMER, ProductChanged::SUBJECT, events::RecordPrice)],
+        tasks: vec![],
+    })
+}

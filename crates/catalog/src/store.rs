@@ -1,0 +1,201 @@
+//! The catalog's SQL, written once for SQLite and PostgreSQL.
+
+use nubo_contracts::Money;
+use nubo_contracts::catalog::{ProductChange, ProductChanged};
+use nubo_platform::chrono::{DateTime, Utc};
+use nubo_platform::storage::{Db, Tx};
+use nubo_platform::uuid::Uuid;
+use nubo_platform::{sqlx, with_db, with_tx};
+
+use crate::domain::{Product, ValidProduct};
+
+const COLUMNS: &str =
+    "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct ProductRow {
+    id: Uuid,
+    sku: String,
+    name: String,
+    description: String,
+    price_minor: i64,
+    currency: String,
+    category: String,
+    image_url: String,
+    version: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<ProductRow> for Product {
+    fn from(r: ProductRow) -> Self {
+        Product {
+            id: r.id,
+            sku: r.sku,
+            name: r.name,
+            description: r.description,
+            price: Money { amount_minor: r.price_minor, currency: r.currency },
+            category: r.category,
+            image_url: r.image_url,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+impl Product {
+    pub fn changed(&self, change: ProductChange) -> ProductChanged {
+        ProductChanged {
+            product_id: self.id,
+            sku: self.sku.clone(),
+            name: self.name.clone(),
+            price: self.price.clone(),
+            category: self.category.clone(),
+            version: self.version,
+            change,
+        }
+    }
+}
+
+pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM products WHERE id = $1");
+    let row = with_db!(db, pool => sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await)?;
+    Ok(row.map(Into::into))
+}
+
+/// One page of products, by name, optionally in one category; and how many match in all.
+pub async fn list(
+    db: &Db,
+    category: Option<&str>,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Product>, i64), sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM products WHERE (CAST($1 AS TEXT) IS NULL OR category = $1) ORDER BY name, id LIMIT $2 OFFSET $3"
+    );
+    let count_sql = "SELECT COUNT(*) FROM products WHERE (CAST($1 AS TEXT) IS NULL OR category = $1)";
+    let category = category.map(str::to_owned);
+    let (rows, total) = with_db!(db, pool => {
+        let rows = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+            .bind(&category)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await?;
+        let total: i64 = sqlx::query_scalar(count_sql).bind(&category).fetch_one(pool).await?;
+        (rows, total)
+    });
+    Ok((rows.into_iter().map(Into::into).collect(), total))
+}
+
+/// Categories with how many products each has.
+pub async fn categories(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let sql = "SELECT category, COUNT(*) FROM products GROUP BY category ORDER BY category";
+    with_db!(db, pool => sqlx::query_as::<_, (String, i64)>(sql).fetch_all(pool).await)
+}
+
+/// Why a write was refused.
+#[derive(Debug)]
+pub enum WriteError {
+    SkuTaken,
+    NotFound,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => Self::SkuTaken,
+            _ => Self::Database(e),
+        }
+    }
+}
+
+pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError> {
+    let now = Utc::now();
+    let product = Product {
+        id: Uuid::now_v7(),
+        sku: p.sku.as_str().to_owned(),
+        name: p.name.clone(),
+        description: p.description.clone(),
+        price: p.price.clone(),
+        category: p.category.as_str().to_owned(),
+        image_url: p.image_url.clone(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let sql = format!("INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+    with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(product.id)
+        .bind(&product.sku)
+        .bind(&product.name)
+        .bind(&product.description)
+        .bind(product.price.amount_minor)
+        .bind(&product.price.currency)
+        .bind(&product.category)
+        .bind(&product.image_url)
+        .bind(product.version)
+        .bind(product.created_at)
+        .bind(product.updated_at)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    Ok(product)
+}
+
+/// Replaces a product's fields and bumps its version.
+pub async fn update(tx: &mut Tx, id: Uuid, p: &ValidProduct) -> Result<Product, WriteError> {
+    let sql = format!(
+        "UPDATE products SET sku = $2, name = $3, description = $4, price_minor = $5, currency = $6, \
+         category = $7, image_url = $8, version = version + 1, updated_at = $9 WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = with_tx!(tx, conn => sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(p.sku.as_str())
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(p.price.amount_minor)
+        .bind(&p.price.currency)
+        .bind(p.category.as_str())
+        .bind(&p.image_url)
+        .bind(Utc::now())
+        .fetch_optional(conn)
+        .await)?;
+    row.map(Into::into).ok_or(WriteError::NotFound)
+}
+
+pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM products").fetch_one(pool).await)
+}
+
+/// Records a price from a `ProductChanged` event; a version already recorded is left alone.
+pub async fn record_price(tx: &mut Tx, e: &ProductChanged, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let sql = "INSERT INTO price_history (product_id, version, price_minor, currency, changed_at) \
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+    with_tx!(tx, conn => sqlx::query(sql)
+        .bind(e.product_id)
+        .bind(e.version)
+        .bind(e.price.amount_minor)
+        .bind(&e.price.currency)
+        .bind(at)
+        .execute(conn)
+        .await
+        .map(|_| ()))?;
+    Ok(())
+}
+
+#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+pub struct PricePoint {
+    pub version: i64,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub changed_at: DateTime<Utc>,
+}
+
+pub async fn price_history(db: &Db, id: Uuid) -> Result<Vec<PricePoint>, sqlx::Error> {
+    let sql = "SELECT version, price_minor AS amount_minor, currency, changed_at FROM price_history \
+               WHERE product_id = $1 ORDER BY version";
+    with_db!(db, pool => sqlx::query_as::<_, PricePoint>(sql).bind(id).fetch_all(pool).await)
+}

@@ -1,0 +1,8 @@
+//! What crosses a service boundary. Evolution is add-only: a new optional field is fine, a
+//! changed or removed one is a new versioned subject.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod money;
+
+pub use money::Money;

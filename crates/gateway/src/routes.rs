@@ -1,0 +1,61 @@
+//! Which service owns which path. The gateway knows prefixes, not endpoints: a service adds a
+//! route under its prefix without the gateway changing.
+
+use nubo_platform::Context;
+use nubo_platform::axum::Router;
+use nubo_platform::axum::middleware;
+use nubo_platform::axum::routing::{any, get};
+
+use crate::proxy::{self, Upstreams};
+use crate::rate_limit::{self, Limits};
+use crate::storefront;
+
+/// Path prefix under `/api/v1/` and the service that owns it.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("products", "catalog"),
+    ("categories", "catalog"),
+    ("admin/products", "catalog"),
+];
+
+/// Every service the gateway proxies to.
+pub const UPSTREAMS: &[&str] = &["catalog"];
+
+/// The service owning `path`, if any: the longest matching prefix wins.
+pub fn owner(path: &str) -> Option<&'static str> {
+    let rest = path.strip_prefix("/api/v1/")?;
+    ROUTES
+        .iter()
+        .filter(|(prefix, _)| rest == *prefix || rest.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, service)| *service)
+}
+
+pub fn router(ctx: Context, limits: Limits) -> Router {
+    let upstreams = Upstreams::new(&ctx);
+    Router::new()
+        .route("/api/v1/{*path}", any(proxy::forward).with_state(upstreams))
+        .route_layer(middleware::from_fn_with_state((ctx, limits), rate_limit::enforce))
+        .route("/", get(storefront::page))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner;
+
+    #[test]
+    fn the_longest_prefix_owns_a_path() {
+        assert_eq!(owner("/api/v1/products"), Some("catalog"));
+        assert_eq!(owner("/api/v1/products/123"), Some("catalog"));
+        assert_eq!(owner("/api/v1/admin/products/1"), Some("catalog"));
+        assert_eq!(owner("/api/v1/productsx"), None);
+        assert_eq!(owner("/api/v1/unknown"), None);
+        assert_eq!(owner("/products"), None);
+    }
+
+    #[test]
+    fn every_route_goes_to_a_declared_upstream() {
+        for (_, service) in super::ROUTES {
+            assert!(super::UPSTREAMS.contains(service), "{service} is not in UPSTREAMS");
+        }
+    }
+}

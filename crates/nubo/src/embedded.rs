@@ -1,0 +1,123 @@
+//! `nubo up`: every service in this process, each on its own loopback port, talking HTTP to each
+//! other as in production; SQLite files, the embedded bus and memory caches under one directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use nubo_platform::app::{Application, Wiring};
+use nubo_platform::cli::{known_variables, settings_for};
+use nubo_platform::config::{self, Backing, Env, Mode, Secret};
+use nubo_platform::events::Bus;
+use nubo_platform::telemetry::{self, TelemetryConfig};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::{SERVICES, UpArgs, port_of};
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let clock = Instant::now();
+    let mut env = Env::from_process();
+    let admin_token = env.raw(config::ADMIN_TOKEN).map(str::to_owned);
+    let generated_token = admin_token.is_none().then(|| uuid::Uuid::new_v4().simple().to_string());
+    let seed = env.raw(config::SEED_DEMO_DATA).is_none().then_some(!args.no_seed);
+    let mut planned = Vec::new();
+    for desc in SERVICES {
+        let (mut settings, own, _) = settings_for(&mut env, desc, Mode::Embedded);
+        if settings.mode() != Mode::Embedded {
+            anyhow::bail!("NUBO_MODE is distributed: run `nubo up --distributed` for that");
+        }
+        settings.backing = Backing::Embedded { data_dir: args.data_dir.clone() };
+        settings.http_addr = SocketAddr::from(([127, 0, 0, 1], port_of(desc, args.port)));
+        if let Some(seed) = seed {
+            settings.seed_demo_data = seed;
+        }
+        if let Some(token) = &generated_token {
+            settings.admin_token = Some(Secret::new(token.clone()));
+        }
+        planned.push((*desc, settings, own));
+    }
+    let known = known_variables(SERVICES);
+    env.reject_unknown(&known.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    env.finish()?;
+
+    let first = &planned[0].1;
+    let _telemetry = telemetry::init(TelemetryConfig {
+        process: "nubo",
+        filter: &first.log_filter,
+        format: first.log_format,
+        otlp_endpoint: first.otlp_endpoint.as_deref(),
+    })?;
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
+    let bus = Bus::embedded(&args.data_dir.join("events.db")).await?;
+
+    let mut apps = Vec::new();
+    let mut urls = BTreeMap::new();
+    for (desc, settings, own) in planned {
+        let app = Application::bind(desc, settings, own).await?;
+        urls.insert(desc.name.to_owned(), app.local_url());
+        apps.push(app);
+    }
+    let token = CancellationToken::new();
+    tokio::spawn({
+        let token = token.clone();
+        async move {
+            nubo_platform::server::shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            token.cancel();
+        }
+    });
+    let healths: Vec<_> = apps.iter().map(|a| (a.name(), a.health())).collect();
+    let mut running = JoinSet::new();
+    for app in apps {
+        let wiring = Wiring { service_urls: urls.clone(), embedded_bus: Some(bus.clone()) };
+        running.spawn(app.run_until_stopped(wiring, token.clone()));
+    }
+
+    // Announce once every service has started, unless one fails first.
+    let all_started = async {
+        while !healths.iter().all(|(_, h)| h.started()) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let mut failure = None;
+    tokio::select! {
+        _ = all_started => announce(&urls, args.port, clock, generated_token.as_deref()),
+        Some(done) = running.join_next() => {
+            failure = Some(flatten(done));
+            token.cancel();
+        }
+        _ = token.cancelled() => {}
+    }
+    while let Some(done) = running.join_next().await {
+        if let Err(e) = flatten(done) {
+            token.cancel();
+            failure.get_or_insert(Err(e));
+        }
+    }
+    match failure {
+        Some(Err(e)) => Err(e),
+        _ => Ok(()),
+    }
+}
+
+fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::Result<()> {
+    done.context("a service crashed")?
+}
+
+fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, admin_token: Option<&str>) {
+    let mut text = format!("\nnubo is up in {} ms. Open http://127.0.0.1:{port}/\n\n", clock.elapsed().as_millis());
+    text.push_str(&format!("  shop API   http://127.0.0.1:{port}/api/v1/products\n"));
+    for (name, url) in urls {
+        text.push_str(&format!("  {name:<13}{url}  (/readyz, /metrics)\n"));
+    }
+    if let Some(token) = admin_token {
+        text.push_str(&format!(
+            "\n  admin token for this run: {token}\n  (set NUBO_ADMIN_TOKEN to choose your own)\n"
+        ));
+    }
+    text.push_str("\nCtrl-C stops everything.\n");
+    println!("{text}");
+}

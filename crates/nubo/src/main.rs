@@ -1,0 +1,158 @@
+//! The `nubo` command: runs the whole shop in one process (`up`), one service (`serve`), or
+//! every service as its own process against real servers (`up --distributed`); migrates
+//! databases; describes the services.
+#![forbid(unsafe_code)]
+
+mod distributed;
+mod embedded;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use nubo_platform::ServiceDescription;
+
+/// Every service of the shop, in start order.
+pub const SERVICES: &[&ServiceDescription] = &[&nubo_catalog::SERVICE, &nubo_gateway::SERVICE];
+
+#[derive(Parser)]
+#[command(name = "nubo", version, about = "A cloud-native commerce platform you can run in one command")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service (the default command). Embedded unless --distributed.
+    Up(UpArgs),
+    /// Run one service in distributed mode, configured from the environment.
+    Serve {
+        /// The service to run.
+        #[arg(value_parser = service_names())]
+        service: String,
+    },
+    /// Run database migrations of every service (or the ones named) and exit.
+    Migrate {
+        /// Only these services.
+        #[arg(value_parser = service_names())]
+        services: Vec<String>,
+    },
+    /// Describe every service as JSON: port, events, calls, environment.
+    Services,
+}
+
+#[derive(clap::Args, Default)]
+pub struct UpArgs {
+    /// Run each service as its own process against the PostgreSQL, NATS and Redis named by
+    /// NUBO_DATABASE_URL, NUBO_NATS_URL and NUBO_REDIS_URL.
+    #[arg(long)]
+    pub distributed: bool,
+    /// Embedded mode: where the SQLite files live (created if missing).
+    #[arg(long, env = "NUBO_DATA_DIR", default_value = "nubo-data")]
+    pub data_dir: PathBuf,
+    /// The gateway's port; the other services take the ports after it.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Do not seed demo data into empty stores.
+    #[arg(long)]
+    pub no_seed: bool,
+}
+
+fn service_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(SERVICES.iter().map(|s| s.name))
+}
+
+pub fn service(name: &str) -> &'static ServiceDescription {
+    SERVICES.iter().copied().find(|s| s.name == name).unwrap_or_else(|| unreachable!("clap checked {name}"))
+}
+
+/// The port of `desc` when the gateway is on `gateway_port`.
+pub fn port_of(desc: &ServiceDescription, gateway_port: u16) -> u16 {
+    let offset = desc.default_port.saturating_sub(nubo_gateway::SERVICE.default_port);
+    gateway_port.saturating_add(offset)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("nubo: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Up(UpArgs::parse_default())) {
+            Command::Up(args) if args.distributed => distributed::up(args).await,
+            Command::Up(args) => embedded::up(args).await,
+            Command::Serve { service: name } => nubo_platform::cli::serve(service(&name)).await,
+            Command::Migrate { services } => migrate(services).await,
+            Command::Services => {
+                println!("{}", serde_json::to_string_pretty(&describe())?);
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("nubo: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+impl UpArgs {
+    /// `nubo` with no command: `nubo up` with its defaults (and NUBO_DATA_DIR if set).
+    fn parse_default() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            up: UpArgs,
+        }
+        Only::parse_from(["nubo"]).up
+    }
+}
+
+async fn migrate(names: Vec<String>) -> anyhow::Result<()> {
+    use nubo_platform::config::{Backing, Env, Mode, Settings};
+    let chosen: Vec<&'static ServiceDescription> =
+        if names.is_empty() { SERVICES.to_vec() } else { names.iter().map(|n| service(n)).collect() };
+    let mut env = Env::from_process();
+    let settings = Settings::read(&mut env, Mode::Distributed, 0);
+    env.finish()?;
+    for desc in chosen {
+        let db = match &settings.backing {
+            Backing::Embedded { data_dir } => nubo_platform::Db::open_sqlite(data_dir, desc.name, 1).await?,
+            Backing::Distributed { database_url, .. } => {
+                nubo_platform::Db::connect_postgres(database_url, desc.name, 1)?
+            }
+        };
+        db.migrate(desc.migrations).await?;
+        db.close().await;
+        println!("{}: migrated ({})", desc.name, db.backend());
+    }
+    Ok(())
+}
+
+fn describe() -> serde_json::Value {
+    SERVICES
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "port": s.default_port,
+                "url_variable": s.url_variable(),
+                "publishes": s.publishes,
+                "consumes": s.consumes,
+                "calls": s.calls,
+                "env": s.env.iter().map(|(name, meaning, default)| serde_json::json!({
+                    "name": name, "meaning": meaning, "default": default,
+                })).collect::<Vec<_>>(),
+                "probes": { "liveness": "/livez", "readiness": "/readyz", "startup": "/startupz" },
+                "metrics": "/metrics",
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,305 @@
+//! Runs a [`ServiceDescription`]: binds its port, serves probes at once, then connects its
+//! storage, bus and cache, migrates, builds its routes, starts its relay, consumers and tasks, and
+//! only then reports started. One path for `nubo up`, `nubo serve` and the tests.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+use tracing::Instrument;
+
+use crate::cache::Cache;
+use crate::config::{Backing, Settings};
+use crate::error::Problem;
+use crate::events::consumer::ConsumerRuntime;
+use crate::events::relay::Relay;
+use crate::events::{Bus, outbox};
+use crate::health::{Health, Hold};
+use crate::metrics::{Metrics, PoolLabels};
+use crate::server::{self, StackConfig};
+use crate::service::{Context, ServiceDescription};
+use crate::storage::Db;
+
+/// How a service finds the rest of the system.
+#[derive(Clone, Default)]
+pub struct Wiring {
+    /// Base URL of every service it may call, by name.
+    pub service_urls: BTreeMap<String, String>,
+    /// Embedded mode: the bus every service in the process shares. Opened per service if absent.
+    pub embedded_bus: Option<Bus>,
+}
+
+/// A service bound to its port, not yet running.
+pub struct Application {
+    desc: &'static ServiceDescription,
+    settings: Arc<Settings>,
+    env: BTreeMap<String, String>,
+    listener: TcpListener,
+    health: Health,
+    metrics: Metrics,
+    /// Released once start-up finished: the service counts as starting from the moment it binds.
+    starting: Hold,
+}
+
+impl Application {
+    /// Binds the service's port. `env` holds the service's own variables.
+    pub async fn bind(
+        desc: &'static ServiceDescription,
+        settings: Settings,
+        env: BTreeMap<String, String>,
+    ) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.http_addr)
+            .await
+            .with_context(|| format!("{}: cannot listen on {}", desc.name, settings.http_addr))?;
+        let health = Health::new(desc.name);
+        Ok(Self {
+            desc,
+            settings: Arc::new(settings),
+            env,
+            listener,
+            starting: health.hold(),
+            health,
+            metrics: Metrics::new(desc.name),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// A URL other processes on this machine can reach it at.
+    pub fn local_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port())
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.desc.name
+    }
+
+    pub fn health(&self) -> Health {
+        self.health.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains: not ready, in-flight requests finish,
+    /// background work stops, all within the shutdown deadline. An error during start-up is
+    /// returned after the server has stopped.
+    pub async fn run_until_stopped(self, wiring: Wiring, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Self { desc, settings, env, listener, health, metrics, starting } = self;
+        let local = shutdown.child_token();
+        let slot: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
+        let app = Router::new().fallback({
+            let slot = slot.clone();
+            move |request: Request| {
+                let slot = slot.clone();
+                async move { answer(slot.get().cloned(), request).await }
+            }
+        });
+        let config = StackConfig {
+            service: desc.name,
+            request_timeout: settings.request_timeout,
+            body_limit_bytes: settings.body_limit_bytes,
+            concurrency_limit: settings.concurrency_limit,
+        };
+        let app = server::stack(app, &config, &health, &metrics);
+        let server = tokio::spawn(server::serve(
+            listener,
+            app,
+            health.clone(),
+            local.clone().cancelled_owned(),
+            settings.shutdown_timeout,
+        ));
+
+        let mut background = JoinSet::new();
+        let started = tokio::select! {
+            started = start(desc, &settings, env, &wiring, &health, &metrics, &local, &mut background)
+                .instrument(tracing::info_span!("startup", service = desc.name)) => started,
+            _ = local.cancelled() => Ok(None),
+        };
+        let db = match started {
+            Ok(Some((router, db))) => {
+                let _ = slot.set(server::label_routes(router));
+                drop(starting);
+                tracing::info!(service = desc.name, "started");
+                local.cancelled().await;
+                Some(db)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                local.cancel();
+                let _ = server.await;
+                return Err(e.context(format!("{} failed to start", desc.name)));
+            }
+        };
+        let served = server.await.context("server task failed")?;
+        // Background work gets what is left of the deadline.
+        let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+            while background.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(service = desc.name, "background tasks did not stop in time");
+            background.abort_all();
+        }
+        if let Some(db) = db {
+            db.close().await;
+        }
+        tracing::info!(service = desc.name, "stopped");
+        served.context("server failed")
+    }
+}
+
+async fn answer(router: Option<Router>, request: Request) -> Response {
+    match router {
+        Some(router) => match router.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        None => Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the service is starting")
+            .retry_after(1)
+            .into_response(),
+    }
+}
+
+/// Retries `connect` until it succeeds or the service is stopped.
+async fn keep_trying<T, E, F, Fut>(what: &str, token: &CancellationToken, mut connect: F) -> Option<T>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        match connect().await {
+            Ok(value) => return Some(value),
+            Err(e) => tracing::warn!(error = %e, "{what} not reachable yet; retrying"),
+        }
+        tokio::select! {
+            _ = token.cancelled() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Everything between bind and started. `Ok(None)` if stopped before it finished.
+#[allow(clippy::too_many_arguments)]
+async fn start(
+    desc: &'static ServiceDescription,
+    settings: &Arc<Settings>,
+    env: BTreeMap<String, String>,
+    wiring: &Wiring,
+    health: &Health,
+    metrics: &Metrics,
+    token: &CancellationToken,
+    background: &mut JoinSet<()>,
+) -> anyhow::Result<Option<(Router, Db)>> {
+    let max = settings.db_max_connections;
+    let (db, bus, cache) = match &settings.backing {
+        Backing::Embedded { data_dir } => {
+            let db = Db::open_sqlite(data_dir, desc.name, max).await?;
+            let bus = match &wiring.embedded_bus {
+                Some(bus) => bus.clone(),
+                None => Bus::embedded(&data_dir.join("events.db")).await?,
+            };
+            (db, bus, Cache::memory(100_000))
+        }
+        Backing::Distributed { database_url, nats_url, redis_url } => {
+            let db = Db::connect_postgres(database_url, desc.name, max)?;
+            let Some(()) = keep_trying("database", token, || db.ping()).await else { return Ok(None) };
+            let ns = settings.namespace.as_str();
+            let Some(bus) = keep_trying("NATS", token, || Bus::nats(nats_url, ns)).await else { return Ok(None) };
+            let Some(cache) = keep_trying("Redis", token, || Cache::redis(redis_url, ns)).await else {
+                return Ok(None);
+            };
+            (db, bus, cache)
+        }
+    };
+    add_checks(health, &db, &bus, &cache);
+    db.migrate(desc.migrations).await?;
+
+    let relay = Relay::new(db.clone(), bus.clone(), settings.outbox_poll, metrics.events_published.clone());
+    let ctx = Context {
+        service: desc.name,
+        settings: settings.clone(),
+        db: db.clone(),
+        cache,
+        bus: bus.clone(),
+        metrics: metrics.clone(),
+        env: Arc::new(env),
+        clients: Arc::new(Context::clients(desc, settings, metrics, &wiring.service_urls)?),
+        relay: relay.waker(),
+    };
+    let parts = (desc.build)(ctx.clone()).await?;
+    if settings.seed_demo_data {
+        if let Some(seed) = desc.seed {
+            seed(ctx.clone()).await.context("seeding demo data failed")?;
+        }
+    }
+
+    background.spawn(relay.run(token.clone().cancelled_owned()));
+    let mut runtimes = Vec::new();
+    for consumer in parts.consumers {
+        let runtime = ConsumerRuntime {
+            consumer,
+            db: db.clone(),
+            bus: bus.clone(),
+            max_attempts: settings.event_max_attempts,
+            ack_wait: settings.event_ack_wait,
+            metrics: metrics.clone(),
+        };
+        runtimes.push(runtime.clone());
+        background.spawn(runtime.run(token.clone().cancelled_owned()));
+    }
+    for task in parts.tasks {
+        tracing::debug!(task = task.name, "starting background task");
+        background.spawn((task.run)(token.clone()));
+    }
+    background.spawn(sample_gauges(db.clone(), metrics.clone(), runtimes, token.clone()));
+    Ok(Some((parts.router, db)))
+}
+
+fn add_checks(health: &Health, db: &Db, bus: &Bus, cache: &Cache) {
+    let db = db.clone();
+    health.add_check("database", move || {
+        let db = db.clone();
+        async move { db.ping().await }
+    });
+    let bus = bus.clone();
+    health.add_check("bus", move || {
+        let bus = bus.clone();
+        async move { bus.ping().await.map_err(Into::into) }
+    });
+    let cache = cache.clone();
+    health.add_check("cache", move || {
+        let cache = cache.clone();
+        async move { cache.ping().await.map_err(Into::into) }
+    });
+}
+
+/// Keeps the pool, outbox and consumer-lag gauges current.
+async fn sample_gauges(db: Db, metrics: Metrics, consumers: Vec<ConsumerRuntime>, token: CancellationToken) {
+    loop {
+        let (open, idle) = db.pool_usage();
+        metrics.db_pool.get_or_create(&PoolLabels { state: "open" }).set(i64::from(open));
+        metrics.db_pool.get_or_create(&PoolLabels { state: "idle" }).set(i64::from(idle));
+        if let Ok(backlog) = outbox::backlog(&db).await {
+            metrics.outbox_backlog.set(backlog);
+        }
+        for consumer in &consumers {
+            consumer.sample_lag().await;
+        }
+        tokio::select! {
+            _ = token.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+    }
+}

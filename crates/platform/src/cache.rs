@@ -1,0 +1,656 @@
+//! The cache: one API over two back ends, memory in embedded mode and Redis in distributed mode.
+//!
+//! It holds what may be lost (cached reads, rate-limit windows, cache generations), never what
+//! matters: every entry has a time to live, and a miss is always a correct answer. Both back ends
+//! store bytes and keep counters as decimal text, so a value reads the same whichever one a
+//! service runs on. Redis keys are prefixed with a namespace, so two shops (or two test runs)
+//! can share one server.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use moka::Expiry;
+use moka::ops::compute::{CompResult, Op};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// A cache command that takes longer than this has failed: a slow cache must not make a
+/// request slower than going to the database would.
+const REDIS_RESPONSE_TIMEOUT: Duration = Duration::from_millis(500);
+const REDIS_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Reconnection attempts (with jittered exponential backoff from 100 ms, at most 1 s apart)
+/// before a command reports the server unreachable; the next command starts over.
+const REDIS_RECONNECT_ATTEMPTS: usize = 4;
+const REDIS_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
+/// Redis refuses expiry times past the end of its clock; ten years is "forever" for a cache.
+const REDIS_MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("the cache server failed")]
+    Redis(#[from] redis::RedisError),
+    #[error("cache entry {key:?} is not an integer counter, or would overflow")]
+    NotACounter { key: String },
+    #[error("cannot encode the value for cache key {key:?}")]
+    Encode {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// A cache, whichever back end holds it. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Cache {
+    Memory(MemoryCache),
+    Redis(RedisCache),
+}
+
+impl Cache {
+    /// An in-process cache of at most `max_entries` entries.
+    pub fn memory(max_entries: u64) -> Cache {
+        Cache::Memory(MemoryCache::new(max_entries))
+    }
+
+    /// Connects to Redis at `url`; every key is stored as `<namespace>:<key>`. Fails if the
+    /// server cannot be reached now, so a misconfigured service stops before it starts serving.
+    pub async fn redis(url: &str, namespace: &str) -> Result<Cache, CacheError> {
+        RedisCache::connect(url, namespace).await.map(Cache::Redis)
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        match self {
+            Cache::Memory(cache) => Ok(cache.get(key)),
+            Cache::Redis(cache) => cache.get(key).await,
+        }
+    }
+
+    /// Stores `value` under `key` for `ttl`, replacing any value and expiry it had.
+    pub async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(cache) => {
+                cache.set(key, value, ttl);
+                Ok(())
+            }
+            Cache::Redis(cache) => cache.set(key, value, ttl).await,
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(cache) => {
+                cache.delete(key);
+                Ok(())
+            }
+            Cache::Redis(cache) => cache.delete(key).await,
+        }
+    }
+
+    /// Atomically adds one to the counter at `key` and returns the new value. An absent counter
+    /// starts at 1 and lives for `ttl`; incrementing never extends that, so the counter is a
+    /// fixed window (rate limits) or a generation that lapses on its own.
+    pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+        match self {
+            Cache::Memory(cache) => cache.incr(key, ttl),
+            Cache::Redis(cache) => cache.incr(key, ttl).await,
+        }
+    }
+
+    /// A cached JSON value. An entry that no longer decodes (its type changed in a deploy) is a
+    /// miss: the caller recomputes and overwrites it.
+    pub async fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        let Some(bytes) = self.get(key).await? else {
+            return Ok(None);
+        };
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(Some(value)),
+            Err(error) => {
+                tracing::debug!(key, %error, "undecodable cache entry treated as a miss");
+                Ok(None)
+            }
+        }
+    }
+
+    pub async fn set_json<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let bytes = serde_json::to_vec(value).map_err(|source| CacheError::Encode {
+            key: key.to_owned(),
+            source,
+        })?;
+        self.set(key, Bytes::from(bytes), ttl).await
+    }
+
+    /// Whether the cache answers, for readiness.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(_) => Ok(()),
+            Cache::Redis(cache) => cache.ping().await,
+        }
+    }
+}
+
+// ----- memory -----
+
+/// The embedded back end: a bounded moka cache with a time to live per entry.
+#[derive(Clone, Debug)]
+pub struct MemoryCache {
+    entries: moka::sync::Cache<String, Entry>,
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    value: Bytes,
+    /// The lifetime this write gives the entry, or `None` to keep the one it has (an increment).
+    ttl: Option<Duration>,
+}
+
+/// Expires each entry by its own TTL, as Redis does.
+struct PerEntryTtl;
+
+impl Expiry<String, Entry> for PerEntryTtl {
+    fn expire_after_create(&self, _: &String, entry: &Entry, _: Instant) -> Option<Duration> {
+        entry.ttl
+    }
+
+    fn expire_after_update(
+        &self,
+        _: &String,
+        entry: &Entry,
+        _: Instant,
+        remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        entry.ttl.or(remaining)
+    }
+}
+
+impl MemoryCache {
+    pub fn new(max_entries: u64) -> Self {
+        Self {
+            entries: moka::sync::Cache::builder()
+                .max_capacity(max_entries)
+                .expire_after(PerEntryTtl)
+                .build(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Bytes> {
+        self.entries.get(key).map(|entry| entry.value)
+    }
+
+    fn set(&self, key: &str, value: Bytes, ttl: Duration) {
+        let entry = Entry {
+            value,
+            ttl: Some(ttl),
+        };
+        self.entries.insert(key.to_owned(), entry);
+    }
+
+    fn delete(&self, key: &str) {
+        self.entries.invalidate(key);
+    }
+
+    /// Atomic because moka runs compute closures on one key one at a time (a per-key lock), so
+    /// the read-increment-write below cannot interleave with another `incr` of the same key.
+    /// Keeping counters in the same map as values (rather than a separate mutex-guarded map)
+    /// gives them the same bound, expiry and `get`/`delete` behaviour as on Redis.
+    fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+        let result = self.entries.entry_by_ref(key).and_try_compute_with(
+            |existing| -> Result<Op<Entry>, CacheError> {
+                let Some(existing) = existing else {
+                    return Ok(Op::Put(counter_entry(1, Some(ttl))));
+                };
+                let next = parse_counter(existing.value().value.as_ref())
+                    .and_then(|n| n.checked_add(1))
+                    .ok_or_else(|| CacheError::NotACounter {
+                        key: key.to_owned(),
+                    })?;
+                // The window keeps the expiry it was created with.
+                Ok(Op::Put(counter_entry(next, None)))
+            },
+        )?;
+        match result {
+            CompResult::Inserted(entry) | CompResult::ReplacedWith(entry) => {
+                parse_counter(entry.value().value.as_ref()).ok_or_else(|| CacheError::NotACounter {
+                    key: key.to_owned(),
+                })
+            }
+            // The closure above always puts.
+            CompResult::Removed(_) | CompResult::Unchanged(_) | CompResult::StillNone(_) => {
+                Err(CacheError::NotACounter {
+                    key: key.to_owned(),
+                })
+            }
+        }
+    }
+}
+
+fn counter_entry(value: i64, ttl: Option<Duration>) -> Entry {
+    Entry {
+        value: Bytes::from(value.to_string()),
+        ttl,
+    }
+}
+
+fn parse_counter(bytes: &[u8]) -> Option<i64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+// ----- Redis -----
+
+/// The distributed back end: one multiplexed Redis connection that reconnects by itself.
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    namespace: std::sync::Arc<str>,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password; only the namespace is shown.
+        f.debug_struct("RedisCache")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    async fn connect(url: &str, namespace: &str) -> Result<Self, CacheError> {
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(REDIS_RESPONSE_TIMEOUT))
+            .set_connection_timeout(Some(REDIS_CONNECT_TIMEOUT))
+            .set_number_of_retries(REDIS_RECONNECT_ATTEMPTS)
+            .set_max_delay(REDIS_RECONNECT_MAX_DELAY);
+        let connection = ConnectionManager::new_with_config(client, config).await?;
+        Ok(Self {
+            connection,
+            namespace: namespace.into(),
+        })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}:{key}", self.namespace)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        let mut connection = self.connection.clone();
+        let value: Option<Bytes> = redis::cmd("GET")
+            .arg(self.key(key))
+            .query_async(&mut connection)
+            .await?;
+        Ok(value)
+    }
+
+    async fn set(&self, key: &str, value: Bytes, ttl: Duration) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(self.key(key))
+            .arg(value.as_ref())
+            .arg("PX")
+            .arg(redis_ttl_ms(ttl))
+            .exec_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("DEL")
+            .arg(self.key(key))
+            .exec_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    /// `SET key 0 NX PX ttl` then `INCR key`, in one MULTI/EXEC: the first creates the counter
+    /// with its expiry only when absent, and INCR keeps an existing expiry. Unlike INCR followed
+    /// by `EXPIRE NX` this needs no Redis 7, and unlike two separate commands a window that
+    /// expires in between cannot leave a counter without an expiry.
+    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+        let key = self.key(key);
+        let mut connection = self.connection.clone();
+        let (value,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("SET")
+            .arg(&key)
+            .arg(0)
+            .arg("NX")
+            .arg("PX")
+            .arg(redis_ttl_ms(ttl))
+            .ignore()
+            .cmd("INCR")
+            .arg(&key)
+            .query_async(&mut connection)
+            .await?;
+        Ok(value)
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        redis::cmd("PING").exec_async(&mut connection).await?;
+        Ok(())
+    }
+}
+
+/// A TTL Redis accepts: at least 1 ms (it rejects 0) and at most `REDIS_MAX_TTL`.
+fn redis_ttl_ms(ttl: Duration) -> u64 {
+    let ms = ttl.min(REDIS_MAX_TTL).as_millis();
+    u64::try_from(ms).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use super::*;
+
+    const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Product {
+        sku: String,
+        price_minor: i64,
+    }
+
+    /// A namespace no other test or run uses, so tests can share one Redis server.
+    fn unique_namespace() -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!(
+            "test-cache-{}-{nanos}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+
+    async fn redis() -> Cache {
+        Cache::redis(REDIS_URL, &unique_namespace()).await.unwrap()
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    // Each story runs on both back ends: once in memory, once on the real Redis server.
+
+    async fn a_stored_value_is_read_back_until_deleted(cache: Cache) {
+        assert_eq!(cache.get("product:TEA-1").await.unwrap(), None);
+        cache
+            .set("product:TEA-1", Bytes::from_static(b"green tea"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get("product:TEA-1").await.unwrap(),
+            Some(Bytes::from_static(b"green tea"))
+        );
+        cache
+            .set("product:TEA-1", Bytes::from_static(b"black tea"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get("product:TEA-1").await.unwrap(),
+            Some(Bytes::from_static(b"black tea"))
+        );
+        cache.delete("product:TEA-1").await.unwrap();
+        assert_eq!(cache.get("product:TEA-1").await.unwrap(), None);
+        // Deleting what is not there is not an error.
+        cache.delete("product:TEA-1").await.unwrap();
+        cache.ping().await.unwrap();
+    }
+
+    async fn an_entry_disappears_after_its_ttl(cache: Cache) {
+        cache
+            .set(
+                "short",
+                Bytes::from_static(b"x"),
+                Duration::from_millis(100),
+            )
+            .await
+            .unwrap();
+        cache
+            .set("long", Bytes::from_static(b"y"), MINUTE)
+            .await
+            .unwrap();
+        assert!(cache.get("short").await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(cache.get("short").await.unwrap(), None);
+        assert!(cache.get("long").await.unwrap().is_some());
+    }
+
+    async fn a_counter_counts_then_restarts_after_its_window(cache: Cache) {
+        let window = Duration::from_millis(300);
+        assert_eq!(cache.incr("rate:alice", window).await.unwrap(), 1);
+        assert_eq!(cache.incr("rate:alice", window).await.unwrap(), 2);
+        assert_eq!(cache.incr("rate:alice", window).await.unwrap(), 3);
+        assert_eq!(
+            cache.get("rate:alice").await.unwrap(),
+            Some(Bytes::from_static(b"3"))
+        );
+        // Another user's window is separate.
+        assert_eq!(cache.incr("rate:bob", window).await.unwrap(), 1);
+
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        assert_eq!(cache.incr("rate:alice", window).await.unwrap(), 1);
+    }
+
+    async fn incrementing_does_not_extend_the_window(cache: Cache) {
+        let window = Duration::from_millis(400);
+        assert_eq!(cache.incr("gen", window).await.unwrap(), 1);
+        // Keep incrementing past the window's end; had each increment renewed the TTL, the
+        // counter would never restart.
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            cache.incr("gen", window).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(cache.incr("gen", window).await.unwrap(), 1);
+    }
+
+    async fn concurrent_increments_are_all_counted(cache: Cache) {
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move { cache.incr("hits", MINUTE).await.unwrap() })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for task in tasks {
+            seen.push(task.await.unwrap());
+        }
+        seen.sort_unstable();
+        assert_eq!(seen, (1..=20).collect::<Vec<i64>>());
+        assert_eq!(
+            cache.get("hits").await.unwrap(),
+            Some(Bytes::from_static(b"20"))
+        );
+    }
+
+    async fn json_round_trips_and_garbage_is_a_miss(cache: Cache) {
+        let tea = Product {
+            sku: "TEA-1".into(),
+            price_minor: 450,
+        };
+        cache.set_json("product:TEA-1", &tea, MINUTE).await.unwrap();
+        assert_eq!(
+            cache.get_json::<Product>("product:TEA-1").await.unwrap(),
+            Some(tea)
+        );
+        assert_eq!(cache.get_json::<Product>("absent").await.unwrap(), None);
+
+        cache
+            .set("product:OLD", Bytes::from_static(b"{\"name\":1}"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.get_json::<Product>("product:OLD").await.unwrap(),
+            None
+        );
+    }
+
+    async fn a_value_that_is_not_a_number_is_not_a_counter(cache: Cache) {
+        cache
+            .set("name", Bytes::from_static(b"tea"), MINUTE)
+            .await
+            .unwrap();
+        assert!(cache.incr("name", MINUTE).await.is_err());
+        // A number written as a value counts on from there, as on Redis.
+        cache
+            .set("count", Bytes::from_static(b"41"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(cache.incr("count", MINUTE).await.unwrap(), 42);
+    }
+
+    fn memory() -> Cache {
+        Cache::memory(1_000)
+    }
+
+    #[tokio::test]
+    async fn memory_a_stored_value_is_read_back_until_deleted() {
+        a_stored_value_is_read_back_until_deleted(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_an_entry_disappears_after_its_ttl() {
+        an_entry_disappears_after_its_ttl(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_a_counter_counts_then_restarts_after_its_window() {
+        a_counter_counts_then_restarts_after_its_window(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_incrementing_does_not_extend_the_window() {
+        incrementing_does_not_extend_the_window(memory()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_concurrent_increments_are_all_counted() {
+        concurrent_increments_are_all_counted(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_json_round_trips_and_garbage_is_a_miss() {
+        json_round_trips_and_garbage_is_a_miss(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_a_value_that_is_not_a_number_is_not_a_counter() {
+        a_value_that_is_not_a_number_is_not_a_counter(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_is_bounded() {
+        let cache = MemoryCache::new(10);
+        for i in 0..100 {
+            cache.set(&format!("k{i}"), Bytes::from_static(b"v"), MINUTE);
+        }
+        cache.entries.run_pending_tasks();
+        assert!(cache.entries.entry_count() <= 10);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_stored_value_is_read_back_until_deleted() {
+        a_stored_value_is_read_back_until_deleted(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_an_entry_disappears_after_its_ttl() {
+        an_entry_disappears_after_its_ttl(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_counter_counts_then_restarts_after_its_window() {
+        a_counter_counts_then_restarts_after_its_window(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_incrementing_does_not_extend_the_window() {
+        incrementing_does_not_extend_the_window(redis().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_concurrent_increments_are_all_counted() {
+        concurrent_increments_are_all_counted(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_json_round_trips_and_garbage_is_a_miss() {
+        json_round_trips_and_garbage_is_a_miss(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_value_that_is_not_a_number_is_not_a_counter() {
+        a_value_that_is_not_a_number_is_not_a_counter(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_namespaces_isolate_two_shops_on_one_server() {
+        let shop_a = redis().await;
+        let shop_b = redis().await;
+
+        shop_a
+            .set("product:TEA-1", Bytes::from_static(b"a"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(shop_b.get("product:TEA-1").await.unwrap(), None);
+        shop_b
+            .set("product:TEA-1", Bytes::from_static(b"b"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(shop_a.incr("rate:alice", MINUTE).await.unwrap(), 1);
+        assert_eq!(shop_b.incr("rate:alice", MINUTE).await.unwrap(), 1);
+        shop_b.delete("product:TEA-1").await.unwrap();
+
+        assert_eq!(
+            shop_a.get("product:TEA-1").await.unwrap(),
+            Some(Bytes::from_static(b"a"))
+        );
+        assert_eq!(shop_b.get("product:TEA-1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_keys_carry_the_namespace_and_a_ttl() {
+        let namespace = unique_namespace();
+        let cache = Cache::redis(REDIS_URL, &namespace).await.unwrap();
+        cache.incr("rate:alice", MINUTE).await.unwrap();
+        cache.incr("rate:alice", MINUTE).await.unwrap();
+
+        let client = redis::Client::open(REDIS_URL).unwrap();
+        let mut raw = client.get_multiplexed_async_connection().await.unwrap();
+        let ttl_ms: i64 = redis::cmd("PTTL")
+            .arg(format!("{namespace}:rate:alice"))
+            .query_async(&mut raw)
+            .await
+            .unwrap();
+        assert!(ttl_ms > 0 && ttl_ms <= 60_000, "{ttl_ms}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_fails_at_connect() {
+        // Bind and drop to get a port that is very likely closed.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+
+        let result = Cache::redis(&format!("redis://{addr}"), "unreachable").await;
+
+        assert!(matches!(result, Err(CacheError::Redis(_))), "{result:?}");
+    }
+}

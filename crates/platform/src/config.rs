@@ -1,0 +1,460 @@
+//! Typed settings read from `NUBO_*` environment variables and validated before anything starts.
+//!
+//! Every variable the platform or a service reads is named by a constant here or in the service's
+//! description, so a misspelt `NUBO_` variable is an error rather than a silently ignored setting.
+//! Parsing collects every problem at once; the message names each offending variable.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub const MODE: &str = "NUBO_MODE";
+pub const HTTP_ADDR: &str = "NUBO_HTTP_ADDR";
+pub const DATA_DIR: &str = "NUBO_DATA_DIR";
+pub const DATABASE_URL: &str = "NUBO_DATABASE_URL";
+pub const DB_MAX_CONNECTIONS: &str = "NUBO_DB_MAX_CONNECTIONS";
+pub const NATS_URL: &str = "NUBO_NATS_URL";
+pub const REDIS_URL: &str = "NUBO_REDIS_URL";
+pub const NAMESPACE: &str = "NUBO_NAMESPACE";
+pub const LOG: &str = "NUBO_LOG";
+pub const LOG_FORMAT: &str = "NUBO_LOG_FORMAT";
+pub const REQUEST_TIMEOUT_MS: &str = "NUBO_REQUEST_TIMEOUT_MS";
+pub const BODY_LIMIT_BYTES: &str = "NUBO_BODY_LIMIT_BYTES";
+pub const CONCURRENCY_LIMIT: &str = "NUBO_CONCURRENCY_LIMIT";
+pub const SHUTDOWN_TIMEOUT_SECS: &str = "NUBO_SHUTDOWN_TIMEOUT_SECS";
+pub const CLIENT_TIMEOUT_MS: &str = "NUBO_CLIENT_TIMEOUT_MS";
+pub const CLIENT_MAX_RETRIES: &str = "NUBO_CLIENT_MAX_RETRIES";
+pub const CACHE_TTL_SECS: &str = "NUBO_CACHE_TTL_SECS";
+pub const SEED_DEMO_DATA: &str = "NUBO_SEED_DEMO_DATA";
+pub const EVENT_MAX_ATTEMPTS: &str = "NUBO_EVENT_MAX_ATTEMPTS";
+pub const EVENT_ACK_WAIT_MS: &str = "NUBO_EVENT_ACK_WAIT_MS";
+pub const OUTBOX_POLL_MS: &str = "NUBO_OUTBOX_POLL_MS";
+pub const ADMIN_TOKEN: &str = "NUBO_ADMIN_TOKEN";
+
+/// Every service of the shop. A variable `NUBO_<SERVICE>_...` belongs to that service: a process
+/// running other services ignores it instead of calling it unknown.
+pub const SERVICES: &[(&str, u16)] = &[
+    ("gateway", 8080),
+    ("identity", 8081),
+    ("catalog", 8082),
+    ("cart", 8083),
+    ("inventory", 8084),
+    ("orders", 8085),
+    ("payments", 8086),
+    ("notifications", 8087),
+];
+
+/// `NUBO_<SERVICE>_URL`, where a service is reached by the others.
+pub fn url_variable(service: &str) -> String {
+    format!("NUBO_{}_URL", service.to_uppercase())
+}
+
+/// Where a service is reached when `NUBO_<SERVICE>_URL` is unset: its Kubernetes Service name.
+pub fn default_url(service: &str) -> Option<String> {
+    SERVICES.iter().find(|(name, _)| *name == service).map(|(name, port)| format!("http://{name}:{port}"))
+}
+
+/// Not ours, but read: the standard OpenTelemetry exporter endpoint.
+pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+/// Every platform variable, with what it means and its default, for `--help`, the README and the
+/// deployment drift guard.
+pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
+    (MODE, "`embedded` (SQLite, in-process bus, memory cache) or `distributed` (PostgreSQL, NATS, Redis)", "distributed for `serve`, embedded for `up`"),
+    (HTTP_ADDR, "address the service listens on", "0.0.0.0:<service port>"),
+    (DATA_DIR, "embedded mode: directory holding one SQLite file per service", "./nubo-data"),
+    (DATABASE_URL, "distributed mode: PostgreSQL URL; each service uses its own schema", "required when distributed"),
+    (DB_MAX_CONNECTIONS, "connections in each service's database pool", "10"),
+    (NATS_URL, "distributed mode: NATS server with JetStream", "required when distributed"),
+    (REDIS_URL, "distributed mode: Redis server for the cache", "required when distributed"),
+    (NAMESPACE, "prefix of NATS subjects, the JetStream stream and Redis keys; lets two shops share servers", "nubo"),
+    (LOG, "log filter (tracing `EnvFilter` syntax)", "info"),
+    (LOG_FORMAT, "`json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise)", "auto"),
+    (REQUEST_TIMEOUT_MS, "deadline for handling one inbound request", "10000"),
+    (BODY_LIMIT_BYTES, "largest request body accepted", "262144"),
+    (CONCURRENCY_LIMIT, "requests handled at once before new ones are shed with 503", "512"),
+    (SHUTDOWN_TIMEOUT_SECS, "how long in-flight work may finish after SIGTERM", "20"),
+    (CLIENT_TIMEOUT_MS, "deadline of one service-to-service call attempt", "3000"),
+    (CLIENT_MAX_RETRIES, "retries of an idempotent service-to-service call", "2"),
+    (CACHE_TTL_SECS, "lifetime of cached reads", "60"),
+    (SEED_DEMO_DATA, "seed demo data into empty stores at start", "false (true for `up`)"),
+    (EVENT_MAX_ATTEMPTS, "deliveries of one event before it is dead-lettered", "5"),
+    (EVENT_ACK_WAIT_MS, "how long a delivered, unacknowledged event waits before redelivery", "30000"),
+    (OUTBOX_POLL_MS, "how often the outbox relay looks for unpublished events", "500"),
+    (ADMIN_TOKEN, "bearer token for admin routes until identity issues admin tokens; unset disables them", "unset (`up` generates one)"),
+];
+
+/// What went wrong reading the environment: every bad variable, each with its reason.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError(pub Vec<(String, String)>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration:")?;
+        for (name, why) in &self.0 {
+            write!(f, "\n  {name}: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A snapshot of the environment that records which variables were read and what failed.
+pub struct Env {
+    vars: BTreeMap<String, String>,
+    errors: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self::from_pairs(std::env::vars())
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Self {
+            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The raw value, if set and not empty.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A parsed value, or `default` when the variable is unset.
+    pub fn get<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        self.optional(name).unwrap_or(default)
+    }
+
+    /// A parsed value, or `None` when unset; a value that does not parse is recorded as an error.
+    pub fn optional<T>(&mut self, name: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        let raw = self.raw(name)?.to_owned();
+        match raw.parse() {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.fail(name, format!("cannot parse {raw:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// A value that must be present.
+    pub fn required<T>(&mut self, name: &str, why: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        if self.raw(name).is_none() {
+            self.fail(name, format!("is required {why}"));
+            return None;
+        }
+        self.optional(name)
+    }
+
+    /// A positive integer bounded above, the shape of most of our limits.
+    pub fn bounded(&mut self, name: &str, default: u64, max: u64) -> u64 {
+        let value: u64 = self.get(name, default);
+        if value == 0 || value > max {
+            self.fail(name, format!("must be between 1 and {max}, got {value}"));
+            return default;
+        }
+        value
+    }
+
+    pub fn fail(&mut self, name: &str, why: impl Into<String>) {
+        self.errors.push((name.to_owned(), why.into()));
+    }
+
+    /// Every `NUBO_` variable that is set but not in `known`: almost always a typo. Variables of
+    /// services in `others` (`NUBO_<SERVICE>_...`) are not this process's business and pass.
+    pub fn reject_unknown(&mut self, known: &[&str], others: &[&str]) {
+        let others: Vec<String> = others.iter().map(|s| format!("NUBO_{}_", s.to_uppercase())).collect();
+        let unknown: Vec<String> = self
+            .vars
+            .keys()
+            .filter(|k| k.starts_with("NUBO_") && !known.contains(&k.as_str()))
+            .filter(|k| !others.iter().any(|prefix| k.starts_with(prefix.as_str())))
+            .cloned()
+            .collect();
+        for name in unknown {
+            let hint = known
+                .iter()
+                .min_by_key(|k| edit_distance(k, &name))
+                .filter(|k| edit_distance(k, &name) <= 3)
+                .map(|k| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            self.fail(&name, format!("is not a nubo setting{hint}"));
+        }
+    }
+
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(self.errors))
+        }
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let old = row[j + 1];
+            row[j + 1] = (old + 1).min(row[j] + 1).min(prev + usize::from(ca != *cb));
+            prev = old;
+        }
+    }
+    row[b.len()]
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Embedded,
+    Distributed,
+}
+
+impl FromStr for Mode {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "embedded" => Ok(Self::Embedded),
+            "distributed" => Ok(Self::Distributed),
+            _ => Err("expected `embedded` or `distributed`"),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+    Auto,
+}
+
+impl FromStr for LogFormat {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "json" => Ok(Self::Json),
+            "pretty" => Ok(Self::Pretty),
+            "auto" => Ok(Self::Auto),
+            _ => Err("expected `json`, `pretty` or `auto`"),
+        }
+    }
+}
+
+/// Where a service keeps its state.
+#[derive(Clone, Debug)]
+pub enum Backing {
+    /// SQLite files under `data_dir`, the in-process bus, the memory cache.
+    Embedded { data_dir: PathBuf },
+    /// PostgreSQL, NATS JetStream and Redis.
+    Distributed {
+        database_url: String,
+        nats_url: String,
+        redis_url: String,
+    },
+}
+
+/// Settings shared by every service.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub backing: Backing,
+    pub http_addr: SocketAddr,
+    pub namespace: String,
+    pub db_max_connections: u32,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub concurrency_limit: usize,
+    pub shutdown_timeout: Duration,
+    pub client_timeout: Duration,
+    pub client_max_retries: u32,
+    pub cache_ttl: Duration,
+    pub seed_demo_data: bool,
+    pub event_max_attempts: u32,
+    pub event_ack_wait: Duration,
+    pub outbox_poll: Duration,
+    pub otlp_endpoint: Option<String>,
+    pub admin_token: Option<Secret>,
+}
+
+/// A value that must never reach a log: its `Debug` and `Display` print a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl Settings {
+    /// Reads the platform's settings; `default_mode` and `default_port` come from how the process
+    /// was started (`up` or `serve <service>`).
+    pub fn read(env: &mut Env, default_mode: Mode, default_port: u16) -> Self {
+        let mode = env.get(MODE, default_mode);
+        let backing = match mode {
+            Mode::Embedded => Backing::Embedded {
+                data_dir: env.get(DATA_DIR, PathBuf::from("nubo-data")),
+            },
+            Mode::Distributed => {
+                let why = "in distributed mode";
+                Backing::Distributed {
+                    database_url: env.required(DATABASE_URL, why).unwrap_or_default(),
+                    nats_url: env.required(NATS_URL, why).unwrap_or_default(),
+                    redis_url: env.required(REDIS_URL, why).unwrap_or_default(),
+                }
+            }
+        };
+        let namespace: String = env.get(NAMESPACE, "nubo".to_owned());
+        if namespace.is_empty()
+            || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            env.fail(NAMESPACE, "must be letters, digits, `_` or `-`");
+        }
+        let default_addr = SocketAddr::from(([0, 0, 0, 0], default_port));
+        Self {
+            backing,
+            http_addr: env.get(HTTP_ADDR, default_addr),
+            namespace,
+            db_max_connections: env.bounded(DB_MAX_CONNECTIONS, 10, 1000) as u32,
+            log_filter: env.get(LOG, "info".to_owned()),
+            log_format: env.get(LOG_FORMAT, LogFormat::Auto),
+            request_timeout: Duration::from_millis(env.bounded(REQUEST_TIMEOUT_MS, 10_000, 600_000)),
+            body_limit_bytes: env.bounded(BODY_LIMIT_BYTES, 256 * 1024, 64 << 20) as usize,
+            concurrency_limit: env.bounded(CONCURRENCY_LIMIT, 512, 100_000) as usize,
+            shutdown_timeout: Duration::from_secs(env.bounded(SHUTDOWN_TIMEOUT_SECS, 20, 3600)),
+            client_timeout: Duration::from_millis(env.bounded(CLIENT_TIMEOUT_MS, 3_000, 600_000)),
+            client_max_retries: env.get(CLIENT_MAX_RETRIES, 2u32).min(10),
+            cache_ttl: Duration::from_secs(env.bounded(CACHE_TTL_SECS, 60, 86_400)),
+            seed_demo_data: env.get(SEED_DEMO_DATA, false),
+            event_max_attempts: env.bounded(EVENT_MAX_ATTEMPTS, 5, 1000) as u32,
+            event_ack_wait: Duration::from_millis(env.bounded(EVENT_ACK_WAIT_MS, 30_000, 3_600_000)),
+            outbox_poll: Duration::from_millis(env.bounded(OUTBOX_POLL_MS, 500, 60_000)),
+            otlp_endpoint: env.raw(OTLP_ENDPOINT).map(str::to_owned),
+            admin_token: env.raw(ADMIN_TOKEN).map(Secret::new),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        match self.backing {
+            Backing::Embedded { .. } => Mode::Embedded,
+            Backing::Distributed { .. } => Mode::Distributed,
+        }
+    }
+
+    /// Settings for tests and embedded runs: everything default, state under `data_dir`.
+    pub fn embedded(data_dir: impl Into<PathBuf>) -> Self {
+        let mut env = Env::from_pairs([(DATA_DIR, data_dir.into().display().to_string())]);
+        let mut settings = Self::read(&mut env, Mode::Embedded, 0);
+        settings.http_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> Vec<&'static str> {
+        PLATFORM_VARIABLES.iter().map(|v| v.0).collect()
+    }
+
+    #[test]
+    fn a_value_that_does_not_parse_names_its_variable() {
+        let mut env = Env::from_pairs([(REQUEST_TIMEOUT_MS, "soon")]);
+        Settings::read(&mut env, Mode::Embedded, 8080);
+        let err = env.finish().unwrap_err().to_string();
+        assert!(err.contains("NUBO_REQUEST_TIMEOUT_MS"), "{err}");
+        assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn distributed_mode_requires_its_servers() {
+        let mut env = Env::from_pairs([(MODE, "distributed")]);
+        Settings::read(&mut env, Mode::Embedded, 8080);
+        let err = env.finish().unwrap_err().to_string();
+        for name in [DATABASE_URL, NATS_URL, REDIS_URL] {
+            assert!(err.contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_misspelt_variable_is_refused_with_a_suggestion() {
+        let mut env = Env::from_pairs([("NUBO_REQUST_TIMEOUT_MS", "100")]);
+        Settings::read(&mut env, Mode::Embedded, 8080);
+        env.reject_unknown(&known(), &[]);
+        let err = env.finish().unwrap_err().to_string();
+        assert!(err.contains("NUBO_REQUST_TIMEOUT_MS"), "{err}");
+        assert!(err.contains("did you mean NUBO_REQUEST_TIMEOUT_MS"), "{err}");
+    }
+
+    #[test]
+    fn another_services_variables_are_not_unknown() {
+        let mut env = Env::from_pairs([("NUBO_GATEWAY_RATE_LIMIT_RPS", "5")]);
+        Settings::read(&mut env, Mode::Embedded, 8080);
+        env.reject_unknown(&known(), &["gateway"]);
+        env.finish().unwrap();
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = Secret::new("hunter2");
+        assert!(!format!("{s} {s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn limits_of_zero_are_refused() {
+        let mut env = Env::from_pairs([(CONCURRENCY_LIMIT, "0")]);
+        Settings::read(&mut env, Mode::Embedded, 8080);
+        assert!(env.finish().unwrap_err().to_string().contains(CONCURRENCY_LIMIT));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let mut env = Env::from_pairs::<[(&str, &str); 0], _, _>([]);
+        let s = Settings::read(&mut env, Mode::Embedded, 8082);
+        env.reject_unknown(&known(), &[]);
+        env.finish().unwrap();
+        assert_eq!(s.http_addr.port(), 8082);
+        assert_eq!(s.mode(), Mode::Embedded);
+    }
+}

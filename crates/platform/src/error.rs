@@ -1,0 +1,236 @@
+//! One error type for every handler, rendered as RFC 9457 `application/problem+json`.
+//!
+//! The cause of a server-side failure is logged with its whole chain and never sent: the client
+//! sees a status, a title and a detail written for it, and the request's trace id to quote.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// Field-level problems of a rejected input.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    pub retry_after_secs: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        let title = status.canonical_reason().unwrap_or("Error").to_owned();
+        Self {
+            kind: format!("https://nubo.dev/problems/{}", slug(&title)),
+            title,
+            status: status.as_u16(),
+            detail: Some(detail.into()),
+            errors: Vec::new(),
+            retry_after_secs: None,
+        }
+    }
+
+    /// A problem for a bare status, when there is nothing more to say.
+    pub fn status(status: StatusCode) -> Self {
+        let mut p = Self::new(status, "");
+        p.detail = None;
+        p
+    }
+
+    pub fn with_kind(mut self, kind: &str) -> Self {
+        self.kind = format!("https://nubo.dev/problems/{kind}");
+        self
+    }
+
+    pub fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
+    }
+}
+
+fn slug(title: &str) -> String {
+    title
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect()
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry_after = self.retry_after_secs;
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+/// What a handler can fail with. Client errors carry a message for the client; `Internal` carries
+/// a cause for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("{}", .0.title)]
+    Problem(Box<Problem>),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self::Invalid(vec![FieldError { field: field.to_owned(), message: message.into() }])
+    }
+
+    pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
+        Self::Internal(cause.into())
+    }
+}
+
+impl From<Problem> for ApiError {
+    fn from(p: Problem) -> Self {
+        Self::Problem(Box::new(p))
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::BadRequest(m) => Problem::new(StatusCode::BAD_REQUEST, m).into_response(),
+            Self::Invalid(errors) => {
+                let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request has invalid fields")
+                    .with_kind("validation");
+                p.errors = errors;
+                p.into_response()
+            }
+            Self::NotFound(m) => Problem::new(StatusCode::NOT_FOUND, m).into_response(),
+            Self::Conflict(m) => Problem::new(StatusCode::CONFLICT, m).into_response(),
+            Self::Unauthorized(m) => Problem::new(StatusCode::UNAUTHORIZED, m).into_response(),
+            Self::Forbidden(m) => Problem::new(StatusCode::FORBIDDEN, m).into_response(),
+            Self::Unavailable(m) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, m)
+                .retry_after(1)
+                .into_response(),
+            Self::Problem(p) => p.into_response(),
+            Self::Internal(cause) => {
+                // The whole chain goes to the log, joined to the request by its trace id.
+                tracing::error!(error = format!("{cause:#}"), "request failed");
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "something went wrong on our side; quote the trace id when reporting it",
+                )
+                .into_response()
+            }
+        }
+    }
+}
+
+/// `.or_not_found("product")` turns a missing row into a 404 in one readable line.
+pub trait OrNotFound<T> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError>;
+}
+
+impl<T, E: Into<ApiError>> OrNotFound<T> for Result<Option<T>, E> {
+    fn or_not_found(self, what: &str) -> Result<T, ApiError> {
+        self.map_err(Into::into)?.ok_or_else(|| ApiError::NotFound(format!("{what} not found")))
+    }
+}
+
+/// A JSON body extractor whose rejections are problem documents.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(Self(value)),
+            Err(rejection) => Err(json_problem(rejection)),
+        }
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
+
+fn json_problem(rejection: JsonRejection) -> Problem {
+    let status = rejection.status();
+    let detail = match &rejection {
+        JsonRejection::JsonSyntaxError(_) => format!("the body is not valid JSON: {}", rejection.body_text()),
+        JsonRejection::JsonDataError(_) => format!("the body does not have the expected shape: {}", rejection.body_text()),
+        JsonRejection::MissingJsonContentType(_) => "expected `Content-Type: application/json`".to_owned(),
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this service accepts".to_owned(),
+        _ => rejection.body_text(),
+    };
+    Problem::new(status, detail)
+}
+
+/// A query-string extractor whose rejections are problem documents.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|e: QueryRejection| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}
+
+/// A path extractor whose rejections are problem documents (a malformed id is a 400, not a 500).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Self(p.0))
+            .map_err(|e: PathRejection| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
+    }
+}

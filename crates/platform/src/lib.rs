@@ -1,0 +1,30 @@
+//! The cloud-native runtime every nubo service stands on: configuration, telemetry, health,
+//! the HTTP server and client stacks, errors, storage, events and cache. Nothing here knows about
+//! commerce; a service crate brings its domain and a [`service::ServiceDescription`], and
+//! [`app::Application`] runs it.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod cache;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod events;
+pub mod health;
+pub mod metrics;
+pub mod server;
+pub mod service;
+pub mod storage;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use app::{Application, Wiring};
+pub use error::{ApiError, OrNotFound, Problem};
+pub use service::{Context, Parts, ServiceDescription, Task};
+pub use storage::{Db, Migrations, Tx};
+
+/// Re-exported so service crates use the platform's versions.
+pub use {async_trait, axum, chrono, futures, serde_json, sqlx, tokio, tokio_util, tracing, uuid};

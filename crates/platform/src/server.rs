@@ -1,0 +1,259 @@
+//! The HTTP server every service runs: one tower stack, assembled here and only here, and a
+//! graceful shutdown.
+//!
+//! Outer to inner, with why each layer sits where it does:
+//! 1. `rescue`: any error response an inner layer or axum wrote as plain text (unknown route,
+//!    wrong method, body too large) becomes problem+json, so every error a client sees has one
+//!    shape.
+//! 2. request id: set `x-request-id` if the client sent none, and echo it, before anything logs.
+//! 3. probes and `/metrics` branch off here: under load shedding a probe must still answer, and
+//!    scrapes should not count as traffic.
+//! 4. `observe`: the request's span (continuing the caller's trace), RED metrics and in-flight
+//!    gauge; outside the layers below so shed, timed-out and panicked requests are counted too.
+//! 5. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
+//! 6. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
+//!    once rather than queue without bound.
+//! 7. timeout: a handler past its deadline is dropped and answered 503.
+//! 8. body limit: refuse oversized bodies before a handler buffers them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tracing::Instrument;
+
+use crate::error::{PROBLEM_JSON, Problem};
+use crate::health::Health;
+use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const TRACE_ID: &str = "x-trace-id";
+
+/// What the stack needs to know about the service it serves.
+#[derive(Clone)]
+pub struct StackConfig {
+    pub service: &'static str,
+    pub request_timeout: Duration,
+    pub body_limit_bytes: usize,
+    pub concurrency_limit: usize,
+}
+
+/// Prepares a service's own router: labels responses with the route that matched (so metrics
+/// are by route, not raw path) and answers unknown routes with a problem.
+pub fn label_routes(router: Router) -> Router {
+    router.route_layer(middleware::from_fn(remember_route)).fallback(unknown_route)
+}
+
+/// Wraps a service's router in the platform's stack and adds `/livez`, `/readyz`, `/startupz`
+/// and `/metrics`.
+pub fn stack(app: Router, config: &StackConfig, health: &Health, metrics: &Metrics) -> Router {
+    let app = app.layer(DefaultBodyLimit::max(config.body_limit_bytes));
+    let guarded = ServiceBuilder::new()
+        .layer(middleware::from_fn_with_state((config.service, metrics.clone()), observe))
+        .layer(CatchPanicLayer::custom(panic_to_problem))
+        .layer(HandleErrorLayer::new(overload_to_problem))
+        .load_shed()
+        .concurrency_limit(config.concurrency_limit)
+        .timeout(config.request_timeout)
+        .service(app);
+    Router::new()
+        .merge(health.routes())
+        .route("/metrics", get(metrics_text).with_state(metrics.clone()))
+        .fallback_service(guarded)
+        .layer(
+            ServiceBuilder::new()
+                .layer(middleware::map_response(rescue))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id()),
+        )
+}
+
+#[derive(Clone)]
+struct RouteTaken(String);
+
+async fn remember_route(path: Option<MatchedPath>, request: Request, next: Next) -> Response {
+    let route = path.map(|p| p.as_str().to_owned());
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(RouteTaken(route));
+    }
+    response
+}
+
+async fn observe(State((service, metrics)): State<(&'static str, Metrics)>, request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let span = tracing::info_span!(
+        "http.request",
+        service,
+        method = %method,
+        path = %request.uri().path(),
+        request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or(""),
+        status = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+        otel.kind = "server",
+    );
+    crate::telemetry::continue_trace_from_headers(&span, request.headers());
+    let trace_id = crate::telemetry::trace_id(&span);
+    metrics.http_in_flight.inc();
+    let started = Instant::now();
+    let mut response = next.run(request).instrument(span.clone()).await;
+    metrics.http_in_flight.dec();
+    let status = response.status();
+    span.record("status", status.as_u16());
+    let route = response
+        .extensions()
+        .get::<RouteTaken>()
+        .map(|r| r.0.clone())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics
+        .http_requests
+        .get_or_create(&HttpLabels { method: method.to_string(), route: route.clone(), status: status.as_u16() })
+        .inc();
+    metrics
+        .http_duration
+        .get_or_create(&RouteLabels { method: method.to_string(), route })
+        .observe(started.elapsed().as_secs_f64());
+    if status.is_server_error() {
+        span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
+    }
+    // A proxied response already carries the upstream's trace id, which is the same trace.
+    if !response.headers().contains_key(TRACE_ID) {
+        if let Some(id) = trace_id.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            response.headers_mut().insert(TRACE_ID, id);
+        }
+    }
+    response
+}
+
+async fn metrics_text(State(metrics): State<Metrics>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn unknown_route(request: Request) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "something went wrong on our side").into_response()
+}
+
+async fn overload_to_problem(error: tower::BoxError) -> Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the service is at capacity; retry shortly")
+            .with_kind("overloaded")
+            .retry_after(1)
+            .into_response();
+    }
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the request took longer than this service allows")
+            .with_kind("timeout")
+            .retry_after(1)
+            .into_response();
+    }
+    tracing::error!(error = %error, "unhandled middleware error");
+    Problem::status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+}
+
+/// Turns error responses that are not already JSON into problem documents.
+async fn rescue(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with(PROBLEM_JSON) || ct.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let detail = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this service accepts".to_owned(),
+        StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method".to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected `Content-Type: application/json`".to_owned(),
+        _ => String::new(),
+    };
+    let (parts, _) = response.into_parts();
+    let mut problem = if detail.is_empty() { Problem::status(status) } else { Problem::new(status, detail) };
+    if let Some(secs) = parts.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok()) {
+        problem = problem.retry_after(secs);
+    }
+    let mut rescued = problem.into_response();
+    for name in [header::ALLOW, header::HeaderName::from_static(REQUEST_ID)] {
+        if let Some(value) = parts.headers.get(&name) {
+            rescued.headers_mut().insert(name, value.clone());
+        }
+    }
+    rescued
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves; then `health` turns not ready, the
+/// listener closes, and in-flight requests get `deadline` to finish before they are cut off.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    health: Health,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    deadline: Duration,
+) -> std::io::Result<()> {
+    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            health.start_draining();
+            let _ = draining_tx.send(());
+        });
+    let cut_off = async move {
+        if draining_rx.await.is_ok() {
+            tokio::time::sleep(deadline).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        served = server => served,
+        _ = cut_off => {
+            tracing::warn!(?deadline, "in-flight requests did not finish before the shutdown deadline");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+

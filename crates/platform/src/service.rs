@@ -1,0 +1,137 @@
+//! The one value that says what a service is, and the handles it is given to run.
+//!
+//! A [`ServiceDescription`] names the service, its port, its migrations, the events it publishes
+//! and consumes, the services it calls, the environment it reads, and how to build its router,
+//! consumers and background tasks from a [`Context`]. `nubo up` runs all of them in one process,
+//! `nubo serve <name>` runs one, tests run them on port 0, and deployment manifests can be checked
+//! against the same values.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use futures::future::BoxFuture;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::cache::Cache;
+use crate::client::{ClientConfig, ServiceClient};
+use crate::config::Settings;
+use crate::events::consumer::Consumer;
+use crate::events::{Bus, Event, outbox};
+use crate::metrics::Metrics;
+use crate::storage::{Db, Migrations, Tx};
+
+pub type BuildFn = fn(Context) -> BoxFuture<'static, anyhow::Result<Parts>>;
+pub type SeedFn = fn(Context) -> BoxFuture<'static, anyhow::Result<()>>;
+
+/// What a service is. Each service crate exports one as a `static`.
+pub struct ServiceDescription {
+    pub name: &'static str,
+    /// The port it listens on unless told otherwise; also its port in `nubo up`.
+    pub default_port: u16,
+    pub migrations: Migrations,
+    /// Subjects of the events it writes to its outbox.
+    pub publishes: &'static [&'static str],
+    /// Subjects it subscribes to.
+    pub consumes: &'static [&'static str],
+    /// Services it calls over HTTP.
+    pub calls: &'static [&'static str],
+    /// Its own environment variables: name, meaning, default.
+    pub env: &'static [(&'static str, &'static str, &'static str)],
+    pub build: BuildFn,
+    /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
+    pub seed: Option<SeedFn>,
+}
+
+impl ServiceDescription {
+    /// `NUBO_<NAME>_URL`: where other services reach this one.
+    pub fn url_variable(&self) -> String {
+        format!("NUBO_{}_URL", self.name.to_uppercase())
+    }
+}
+
+/// What a service's build returns: its routes, its event consumers and its background tasks.
+#[derive(Default)]
+pub struct Parts {
+    pub router: Router,
+    pub consumers: Vec<Consumer>,
+    pub tasks: Vec<Task>,
+}
+
+/// A background task; it must return soon after its token is cancelled.
+pub struct Task {
+    pub name: &'static str,
+    pub run: Box<dyn FnOnce(CancellationToken) -> BoxFuture<'static, ()> + Send>,
+}
+
+impl Task {
+    pub fn new<F, Fut>(name: &'static str, run: F) -> Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        Self { name, run: Box::new(move |token| Box::pin(run(token))) }
+    }
+}
+
+/// The handles a service works with: its database, cache, bus, metrics, clients of the services
+/// it calls, and its settings. Cheap to clone.
+#[derive(Clone)]
+pub struct Context {
+    pub service: &'static str,
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub cache: Cache,
+    pub bus: Bus,
+    pub metrics: Metrics,
+    /// Its own settings from the environment (the names in its description's `env`).
+    pub env: Arc<BTreeMap<String, String>>,
+    pub(crate) clients: Arc<BTreeMap<String, ServiceClient>>,
+    pub(crate) relay: Arc<Notify>,
+}
+
+impl Context {
+    /// One client per service this one calls, each with its own breaker.
+    pub(crate) fn clients(
+        desc: &ServiceDescription,
+        settings: &Settings,
+        metrics: &Metrics,
+        service_urls: &BTreeMap<String, String>,
+    ) -> anyhow::Result<BTreeMap<String, ServiceClient>> {
+        let config = ClientConfig {
+            timeout: settings.client_timeout,
+            max_retries: settings.client_max_retries,
+            ..ClientConfig::default()
+        };
+        desc.calls
+            .iter()
+            .map(|target| {
+                let url = service_urls
+                    .get(*target)
+                    .ok_or_else(|| anyhow::anyhow!("{} calls {target}, but no URL for it is configured", desc.name))?;
+                Ok(((*target).to_owned(), ServiceClient::new(target, url, config.clone(), &metrics.client)))
+            })
+            .collect()
+    }
+
+    /// The client of a service this one declared in `calls`.
+    pub fn client(&self, target: &str) -> &ServiceClient {
+        self.clients
+            .get(target)
+            .unwrap_or_else(|| panic!("{} calls {target} without declaring it in its description", self.service))
+    }
+
+    /// Writes `event` to the outbox in `tx`; it is published once `tx` commits.
+    pub async fn publish<E: Event>(&self, tx: &mut Tx, event: &E) -> anyhow::Result<Uuid> {
+        outbox::enqueue(tx, self.service, event).await
+    }
+
+    /// Commits `tx` and wakes the outbox relay, so events it wrote leave at once.
+    pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        self.relay.notify_one();
+        Ok(())
+    }
+}

@@ -1,0 +1,311 @@
+//! Logs, traces and trace-context propagation.
+//!
+//! Logs are `tracing` events written as one JSON object per line (or human-readable on a
+//! terminal); every line carries the service that wrote it and the trace id of the work it belongs
+//! to, both taken from the enclosing span, so in embedded mode, where every service shares one
+//! process, lines still say whose they are. Spans become OpenTelemetry spans; they are exported
+//! over OTLP/HTTP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and trace ids exist either way, so
+//! logs and responses can quote them. W3C `traceparent` is read from every inbound request and
+//! event and written on every outbound call and event.
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use http::HeaderMap;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::config::LogFormat;
+
+/// How the process logs and traces.
+pub struct TelemetryConfig<'a> {
+    /// Name on lines logged outside any service's span, and the OpenTelemetry `service.name`.
+    pub process: &'a str,
+    pub filter: &'a str,
+    pub format: LogFormat,
+    pub otlp_endpoint: Option<&'a str>,
+}
+
+/// Flushes exported spans when dropped at the end of `main`.
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(e) = self.provider.shutdown() {
+            eprintln!("cannot flush traces: {e}");
+        }
+    }
+}
+
+static PROCESS: OnceLock<String> = OnceLock::new();
+
+fn propagator() -> &'static TraceContextPropagator {
+    static P: OnceLock<TraceContextPropagator> = OnceLock::new();
+    P.get_or_init(TraceContextPropagator::new)
+}
+
+fn tracer_provider(process: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<SdkTracerProvider> {
+    let resource = opentelemetry_sdk::Resource::builder().with_service_name(process.to_owned()).build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if otlp_endpoint.is_some() {
+        // The exporter reads OTEL_EXPORTER_OTLP_* itself, as every OpenTelemetry SDK does.
+        let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// Installs the process-wide subscriber. Call once, first thing in `main`.
+pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
+    let _ = PROCESS.set(config.process.to_owned());
+    let provider = tracer_provider(config.process, config.otlp_endpoint)?;
+    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("nubo"));
+    let filter = EnvFilter::try_new(config.filter)
+        .map_err(|e| anyhow::anyhow!("NUBO_LOG: invalid filter {:?}: {e}", config.filter))?;
+    let pretty = match config.format {
+        LogFormat::Pretty => true,
+        LogFormat::Json => false,
+        LogFormat::Auto => std::io::stderr().is_terminal(),
+    };
+    let output = if pretty {
+        tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr).boxed()
+    } else {
+        tracing_subscriber::fmt::layer()
+            .event_format(JsonLines)
+            .with_writer(std::io::stderr)
+            .boxed()
+    };
+    tracing_subscriber::registry()
+        .with(ServiceAndTrace)
+        .with(otel)
+        .with(output.with_filter(filter))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
+    Ok(TelemetryGuard { provider })
+}
+
+/// For tests: trace ids and propagation work as in production; lines are printed only when
+/// `TEST_LOG` is set. Safe to call from every test.
+pub fn init_for_tests() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let _ = PROCESS.set("test".to_owned());
+        let provider = match tracer_provider("test", None) {
+            Ok(p) => p,
+            Err(_) => return,
+        };
+        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("nubo"));
+        let output = std::env::var_os("TEST_LOG").map(|_| {
+            tracing_subscriber::fmt::layer()
+                .event_format(JsonLines)
+                .with_test_writer()
+                .with_filter(EnvFilter::new(std::env::var("TEST_LOG").unwrap_or_default()))
+        });
+        let _ = tracing_subscriber::registry().with(ServiceAndTrace).with(otel).with(output).try_init();
+        // Keep the provider alive for the whole test process.
+        std::mem::forget(provider);
+    });
+}
+
+/// The W3C trace id (32 hex digits) of `span`.
+pub fn trace_id(span: &Span) -> Option<String> {
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
+}
+
+/// Makes `span` a child of the remote `traceparent` if there is a valid one, and records the
+/// resulting trace id in the span's `trace_id` field (which the span must declare as empty).
+pub fn continue_trace(span: &Span, traceparent: Option<&str>) {
+    if let Some(tp) = traceparent {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = tp.parse() {
+            headers.insert("traceparent", value);
+        }
+        continue_trace_from_headers(span, &headers);
+    } else {
+        record_trace_id(span);
+    }
+}
+
+/// Like [`continue_trace`], reading `traceparent` from request headers.
+pub fn continue_trace_from_headers(span: &Span, headers: &HeaderMap) {
+    let parent = propagator().extract(&HeaderReader(headers));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    record_trace_id(span);
+}
+
+fn record_trace_id(span: &Span) {
+    if let Some(id) = trace_id(span) {
+        span.record("trace_id", id.as_str());
+    }
+}
+
+/// Writes the current span's `traceparent` into outbound request headers.
+pub fn inject_trace_headers(headers: &mut HeaderMap) {
+    let context = Span::current().context();
+    propagator().inject_context(&context, &mut HeaderWriter(headers));
+}
+
+/// The current span's `traceparent`, to carry on an event.
+pub fn current_traceparent() -> Option<String> {
+    let mut headers = HeaderMap::new();
+    inject_trace_headers(&mut headers);
+    headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+struct HeaderReader<'a>(&'a HeaderMap);
+
+impl Extractor for HeaderReader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+struct HeaderWriter<'a>(&'a mut HeaderMap);
+
+impl Injector for HeaderWriter<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), value.parse()) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+/// The `service` and `trace_id` a span carries, itself or through its ancestors.
+#[derive(Clone, Default)]
+struct SpanTags {
+    service: Option<String>,
+    trace_id: Option<String>,
+}
+
+#[derive(Default)]
+struct TagVisitor(SpanTags);
+
+impl Visit for TagVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "service" => self.0.service = Some(value.to_owned()),
+            "trace_id" => self.0.trace_id = Some(value.to_owned()),
+            _ => {}
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.record_str(field, &format!("{value:?}"));
+    }
+}
+
+/// Keeps each span's [`SpanTags`], inherited from its parent, so formatting a line is a lookup.
+struct ServiceAndTrace;
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ServiceAndTrace {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let inherited = span
+            .parent()
+            .and_then(|p| p.extensions().get::<SpanTags>().cloned())
+            .unwrap_or_default();
+        let mut visitor = TagVisitor(SpanTags::default());
+        attrs.record(&mut visitor);
+        let tags = SpanTags {
+            service: visitor.0.service.or(inherited.service),
+            trace_id: visitor.0.trace_id.or(inherited.trace_id),
+        };
+        span.extensions_mut().insert(tags);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut visitor = TagVisitor(SpanTags::default());
+        values.record(&mut visitor);
+        let mut ext = span.extensions_mut();
+        if let Some(tags) = ext.get_mut::<SpanTags>() {
+            if visitor.0.service.is_some() {
+                tags.service = visitor.0.service;
+            }
+            if visitor.0.trace_id.is_some() {
+                tags.trace_id = visitor.0.trace_id;
+            }
+        }
+    }
+}
+
+/// One JSON object per line: time, level, service, trace id, target, span, message and fields.
+struct JsonLines;
+
+impl<S, N> FormatEvent<S, N> for JsonLines
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+        let mut line = Map::new();
+        line.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+        line.insert("level".into(), event.metadata().level().as_str().into());
+        let (tags, span_name) = ctx
+            .lookup_current()
+            .map(|s| (s.extensions().get::<SpanTags>().cloned().unwrap_or_default(), Some(s.name())))
+            .unwrap_or_default();
+        let service = tags.service.or_else(|| PROCESS.get().cloned()).unwrap_or_default();
+        line.insert("service".into(), service.into());
+        if let Some(trace_id) = tags.trace_id {
+            line.insert("trace_id".into(), trace_id.into());
+        }
+        line.insert("target".into(), event.metadata().target().into());
+        if let Some(name) = span_name {
+            line.insert("span".into(), name.into());
+        }
+        let mut fields = JsonFields(Map::new());
+        event.record(&mut fields);
+        line.extend(fields.0);
+        let mut text = serde_json::to_string(&Value::Object(line)).map_err(|_| std::fmt::Error)?;
+        text.push('\n');
+        writer.write_str(&text)
+    }
+}
+
+struct JsonFields(Map<String, Value>);
+
+impl Visit for JsonFields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        let mut s = String::new();
+        let _ = write!(s, "{value:?}");
+        self.0.insert(field.name().into(), s.into());
+    }
+}

@@ -1,0 +1,250 @@
+//! The test harness: runs services on port 0, in either mode, each test with fresh state.
+//!
+//! Embedded: SQLite files and the embedded bus in a temporary directory. Distributed: a fresh
+//! PostgreSQL database, a unique NATS namespace and Redis key prefix per test, so tests run in
+//! parallel against one set of servers. [`Proxy`] sits between a service and a server so a test
+//! can cut the connection and restore it.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::{Application, Wiring};
+use crate::config::{Backing, Settings};
+use crate::events::Bus;
+use crate::service::ServiceDescription;
+
+/// Which kind of servers a test runs against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestMode {
+    Embedded,
+    Distributed,
+}
+
+/// Writes a test twice: once embedded, once distributed (ignored unless the servers are there,
+/// which `.ci/run` makes sure of). `both_modes!(story)` expects `async fn story(mode: TestMode)`.
+#[macro_export]
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn embedded() {
+                super::$name($crate::testing::TestMode::Embedded).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[ignore = "needs PostgreSQL, NATS and Redis: run by .ci/run"]
+            async fn distributed() {
+                super::$name($crate::testing::TestMode::Distributed).await
+            }
+        }
+    )*};
+}
+
+pub fn postgres_url() -> String {
+    std::env::var("NUBO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn nats_url() -> String {
+    std::env::var("NUBO_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("NUBO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// A fresh, empty PostgreSQL database; returns its URL.
+pub async fn fresh_postgres_database() -> String {
+    use sqlx::Executor;
+    let admin = postgres_url();
+    let name = format!("nubo_t_{}", uuid::Uuid::new_v4().simple());
+    let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL reachable for distributed tests");
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    pool.close().await;
+    match admin.rfind('/') {
+        Some(slash) => format!("{}/{name}", &admin[..slash]),
+        None => panic!("NUBO_TEST_DATABASE_URL must end with a database name"),
+    }
+}
+
+struct Running {
+    desc: &'static ServiceDescription,
+    settings: Settings,
+    env: BTreeMap<String, String>,
+    port: u16,
+    token: CancellationToken,
+    handle: JoinHandle<anyhow::Result<()>>,
+}
+
+/// A set of services running for one test.
+pub struct TestSystem {
+    pub mode: TestMode,
+    base: Settings,
+    bus: Option<Bus>,
+    urls: BTreeMap<String, String>,
+    services: BTreeMap<&'static str, Running>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestSystem {
+    /// Starts `services` and waits until each is ready.
+    pub async fn start(mode: TestMode, services: &[&'static ServiceDescription]) -> Self {
+        Self::start_with(mode, services, |_| {}).await
+    }
+
+    /// Like [`TestSystem::start`], with settings adjusted by `tweak` first.
+    pub async fn start_with(
+        mode: TestMode,
+        services: &[&'static ServiceDescription],
+        tweak: impl Fn(&mut Settings),
+    ) -> Self {
+        crate::telemetry::init_for_tests();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut base = Settings::embedded(dir.path());
+        base.shutdown_timeout = Duration::from_secs(5);
+        base.outbox_poll = Duration::from_millis(100);
+        if mode == TestMode::Distributed {
+            base.backing = Backing::Distributed {
+                database_url: fresh_postgres_database().await,
+                nats_url: nats_url(),
+                redis_url: redis_url(),
+            };
+            base.namespace = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        }
+        tweak(&mut base);
+        let bus = match &base.backing {
+            Backing::Embedded { data_dir } => {
+                Some(Bus::embedded(&data_dir.join("events.db")).await.expect("embedded bus"))
+            }
+            Backing::Distributed { .. } => None,
+        };
+        let mut system = Self { mode, base, bus, urls: BTreeMap::new(), services: BTreeMap::new(), _dir: dir };
+        // Bind every port first, so each service knows where the others are before it starts.
+        let mut bound = Vec::new();
+        for desc in services {
+            let app = Application::bind(desc, system.base.clone(), BTreeMap::new()).await.expect("bind");
+            system.urls.insert(desc.name.to_owned(), app.local_url());
+            bound.push((*desc, app));
+        }
+        for (desc, app) in bound {
+            system.run(desc, app, system.base.clone(), BTreeMap::new());
+        }
+        for desc in services {
+            system.wait_ready(desc.name).await;
+        }
+        system
+    }
+
+    /// The settings every service got.
+    pub fn settings(&self) -> &Settings {
+        &self.base
+    }
+
+    fn run(&mut self, desc: &'static ServiceDescription, app: Application, settings: Settings, env: BTreeMap<String, String>) {
+        let token = CancellationToken::new();
+        let port = app.port();
+        let wiring = Wiring { service_urls: self.urls.clone(), embedded_bus: self.bus.clone() };
+        let handle = tokio::spawn(app.run_until_stopped(wiring, token.clone()));
+        self.services.insert(desc.name, Running { desc, settings, env, port, token, handle });
+    }
+
+    pub fn url(&self, service: &str) -> String {
+        self.urls.get(service).cloned().unwrap_or_else(|| panic!("{service} is not running in this test"))
+    }
+
+    /// Waits until `/readyz` of `service` answers 200.
+    pub async fn wait_ready(&self, service: &str) {
+        let url = format!("{}/readyz", self.url(service));
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{service} did not become ready");
+    }
+
+    /// Stops `service` as SIGTERM would, and returns what its run returned.
+    pub async fn stop(&mut self, service: &str) -> anyhow::Result<()> {
+        let running = self.services.get(service).unwrap_or_else(|| panic!("{service} is not running"));
+        running.token.cancel();
+        let running = self.services.get_mut(service).expect("present");
+        (&mut running.handle).await.expect("service task")
+    }
+
+    /// Starts `service` again on the same port with the same state, as after a crash or deploy.
+    pub async fn restart(&mut self, service: &str) {
+        let running = self.services.remove(service).unwrap_or_else(|| panic!("{service} is not running"));
+        if !running.handle.is_finished() {
+            running.token.cancel();
+            let _ = running.handle.await;
+        }
+        let mut settings = running.settings.clone();
+        settings.http_addr = SocketAddr::from(([127, 0, 0, 1], running.port));
+        let app = Application::bind(running.desc, settings.clone(), running.env.clone()).await.expect("rebind");
+        self.run(running.desc, app, settings, running.env);
+        self.wait_ready(service).await;
+    }
+
+    /// Stops every service.
+    pub async fn shutdown(mut self) {
+        let names: Vec<&'static str> = self.services.keys().copied().collect();
+        for name in names {
+            let _ = self.stop(name).await;
+        }
+    }
+}
+
+/// A TCP proxy on loopback that a test can cut (dropping every connection and refusing new
+/// ones) and restore: a network partition between a service and one of its servers.
+#[derive(Clone)]
+pub struct Proxy {
+    pub addr: SocketAddr,
+    open: Arc<AtomicBool>,
+    cut: Arc<tokio::sync::watch::Sender<u64>>,
+}
+
+impl Proxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let open = Arc::new(AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let cut = Arc::new(cut);
+        let proxy = Self { addr, open: open.clone(), cut: cut.clone() };
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !open.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut_rx = cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut_rx.changed() => {}
+                    }
+                });
+            }
+        });
+        proxy
+    }
+
+    pub fn cut(&self) {
+        self.open.store(false, Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    pub fn restore(&self) {
+        self.open.store(true, Ordering::SeqCst);
+    }
+}
