@@ -94,14 +94,16 @@ pub struct TestSystem {
 impl TestSystem {
     /// Starts `services` and waits until each is ready.
     pub async fn start(mode: TestMode, services: &[&'static ServiceDescription]) -> Self {
-        Self::start_with(mode, services, |_| {}).await
+        Self::start_with(mode, services, |_| {}, &[]).await
     }
 
-    /// Like [`TestSystem::start`], with settings adjusted by `tweak` first.
+    /// Like [`TestSystem::start`], with settings adjusted by `tweak` first and services' own
+    /// variables from `env` (given to whichever service declares them).
     pub async fn start_with(
         mode: TestMode,
         services: &[&'static ServiceDescription],
         tweak: impl Fn(&mut Settings),
+        env: &[(&str, &str)],
     ) -> Self {
         crate::telemetry::init_for_tests();
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -127,17 +129,45 @@ impl TestSystem {
         // Bind every port first, so each service knows where the others are before it starts.
         let mut bound = Vec::new();
         for desc in services {
-            let app = Application::bind(desc, system.base.clone(), BTreeMap::new()).await.expect("bind");
+            let own: BTreeMap<String, String> = env
+                .iter()
+                .filter(|(name, _)| desc.env.iter().any(|(declared, _, _)| declared == name))
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect();
+            let app = Application::bind(desc, system.base.clone(), own.clone()).await.expect("bind");
             system.urls.insert(desc.name.to_owned(), app.local_url());
-            bound.push((*desc, app));
+            bound.push((*desc, app, own));
         }
-        for (desc, app) in bound {
-            system.run(desc, app, system.base.clone(), BTreeMap::new());
+        for (desc, app, own) in bound {
+            system.run(desc, app, system.base.clone(), own);
         }
         for desc in services {
             system.wait_ready(desc.name).await;
         }
         system
+    }
+
+    /// A new connection pool to `service`'s own database, as an operator's shell would open.
+    pub async fn db(&self, service: &str) -> crate::storage::Db {
+        match &self.base.backing {
+            Backing::Embedded { data_dir } => {
+                crate::storage::Db::open_sqlite(data_dir, service, 2).await.expect("open SQLite")
+            }
+            Backing::Distributed { database_url, .. } => {
+                crate::storage::Db::connect_postgres(database_url, service, 2).expect("PostgreSQL URL")
+            }
+        }
+    }
+
+    /// The bus the services use (a new connection to it in distributed mode).
+    pub async fn bus(&self) -> Bus {
+        match (&self.bus, &self.base.backing) {
+            (Some(bus), _) => bus.clone(),
+            (None, Backing::Distributed { nats_url, .. }) => {
+                Bus::nats(nats_url, &self.base.namespace).await.expect("NATS reachable")
+            }
+            (None, Backing::Embedded { .. }) => unreachable!("embedded systems always have a bus"),
+        }
     }
 
     /// The settings every service got.

@@ -1,0 +1,6 @@
+//! The platform's behaviour as a client and an operator see it, through a small service that
+//! exists only to exercise the stack: problem documents, limits, load shedding, graceful
+//! shutdown, metrics and trace propagation, in both modes.
+
+mod probe;
+mod server;
