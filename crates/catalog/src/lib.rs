@@ -34,10 +34,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
 /// The durable name of the consumer that records prices.
 pub const PRICE_HISTORY_CONSUMER: &str = "catalog-price-history";
 
+/// The consumer that records every price a product has had.
+pub fn price_history_consumer() -> Consumer {
+    Consumer::new(PRICE_HISTORY_CONSUMER, ProductChanged::SUBJECT, events::RecordPrice)
+}
+
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
-    Ok(Parts {
-        router: routes::router(ctx.clone()),
-        consumers: vec![Consumer::new(PRICE_HISTORY_CONSUMER, ProductChanged::SUBJECT, events::RecordPrice)],
-        tasks: vec![],
-    })
+    Ok(Parts { router: routes::router(ctx.clone()), consumers: vec![price_history_consumer()], tasks: vec![] })
 }

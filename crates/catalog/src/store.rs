@@ -113,7 +113,7 @@ impl From<sqlx::Error> for WriteError {
 }
 
 pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError> {
-    let now = Utc::now();
+    let now = nubo_platform::clock::now();
     let product = Product {
         id: Uuid::now_v7(),
         sku: p.sku.as_str().to_owned(),
@@ -160,7 +160,7 @@ pub async fn update(tx: &mut Tx, id: Uuid, p: &ValidProduct) -> Result<Product, 
         .bind(&p.price.currency)
         .bind(p.category.as_str())
         .bind(&p.image_url)
-        .bind(Utc::now())
+        .bind(nubo_platform::clock::now())
         .fetch_optional(conn)
         .await)?;
     row.map(Into::into).ok_or(WriteError::NotFound)

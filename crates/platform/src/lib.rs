@@ -9,6 +9,7 @@ pub mod auth;
 pub mod cli;
 pub mod cache;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -269,6 +269,22 @@ impl Proxy {
         proxy
     }
 
+    /// A proxy in front of the server a URL like `scheme://user@host:port/path` names, and the
+    /// same URL pointing at the proxy instead.
+    pub async fn in_front_of(url: &str) -> (Self, String) {
+        let (scheme, rest) = url.split_once("://").expect("URL with a scheme");
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        let authority = &rest[..authority_end];
+        let (userinfo, host_port) = match authority.rsplit_once('@') {
+            Some((user, host)) => (format!("{user}@"), host),
+            None => (String::new(), authority),
+        };
+        let target = tokio::net::lookup_host(host_port).await.expect("resolve").next().expect("an address");
+        let proxy = Self::start(target).await;
+        let proxied = format!("{scheme}://{userinfo}{}{}", proxy.addr, &rest[authority_end..]);
+        (proxy, proxied)
+    }
+
     pub fn cut(&self) {
         self.open.store(false, Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);

@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS nubo_dead_letters (
     event_id   UUID NOT NULL,
     subject    TEXT NOT NULL,
     envelope   TEXT NOT NULL,
-    attempts   INTEGER NOT NULL,
+    attempts   BIGINT NOT NULL,
     error      TEXT NOT NULL,
     failed_at  TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (consumer, event_id)

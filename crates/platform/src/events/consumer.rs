@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tracing::Instrument;
 
 use super::{Bus, Delivery, Envelope, SubscriptionSpec};
@@ -132,7 +131,7 @@ impl ConsumerRuntime {
         let inserted = with_tx!(&mut tx, conn => sqlx::query(sql)
             .bind(&self.consumer.name)
             .bind(envelope.id)
-            .bind(Utc::now())
+            .bind(crate::clock::now())
             .execute(conn)
             .await
             .map(|r| r.rows_affected()))?;
@@ -156,7 +155,7 @@ impl ConsumerRuntime {
             .bind(serde_json::to_string(envelope)?)
             .bind(attempts as i64)
             .bind(format!("{error:#}"))
-            .bind(Utc::now())
+            .bind(crate::clock::now())
             .execute(conn)
             .await
             .map(|_| ()))?;

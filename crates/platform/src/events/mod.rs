@@ -51,7 +51,7 @@ impl Envelope {
             id: Uuid::now_v7(),
             subject: E::SUBJECT.to_owned(),
             source: source.to_owned(),
-            occurred_at: Utc::now(),
+            occurred_at: crate::clock::now(),
             traceparent: crate::telemetry::current_traceparent(),
             payload: serde_json::to_value(event)?,
         })

@@ -1,7 +1,6 @@
 //! The transactional outbox: events are rows written in the same transaction as the change they
 //! describe, so a change and its event are committed together or not at all.
 
-use chrono::Utc;
 use uuid::Uuid;
 
 use super::{Envelope, Event};
@@ -22,7 +21,7 @@ pub async fn enqueue_envelope(tx: &mut Tx, envelope: &Envelope) -> anyhow::Resul
         .bind(envelope.id)
         .bind(&envelope.subject)
         .bind(&json)
-        .bind(Utc::now())
+        .bind(crate::clock::now())
         .execute(conn)
         .await
         .map(|_| ()))?;
@@ -43,7 +42,7 @@ pub async fn unpublished(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Erro
 }
 
 pub async fn mark_published(db: &Db, seqs: &[i64]) -> Result<(), sqlx::Error> {
-    let now = Utc::now();
+    let now = crate::clock::now();
     let sql = "UPDATE nubo_outbox SET published_at = $1 WHERE seq = $2";
     for seq in seqs {
         crate::with_db!(db, pool => sqlx::query(sql).bind(now).bind(*seq).execute(pool).await.map(|_| ()))?;
@@ -59,7 +58,7 @@ pub async fn backlog(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Deletes published rows older than `keep`, so the outbox does not grow forever.
 pub async fn prune(db: &Db, keep: chrono::Duration) -> Result<u64, sqlx::Error> {
-    let cutoff = Utc::now() - keep;
+    let cutoff = crate::clock::now() - keep;
     let sql = "DELETE FROM nubo_outbox WHERE published_at IS NOT NULL AND published_at < $1";
     let done = crate::with_db!(db, pool => sqlx::query(sql).bind(cutoff).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(done)

@@ -1,0 +1,6 @@
+//! The catalog as a shopper, an admin and an operator see it, in both modes.
+
+mod events;
+mod health;
+mod helpers;
+mod products;

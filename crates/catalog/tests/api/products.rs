@@ -1,0 +1,152 @@
+//! Browsing and editing the catalog.
+
+use nubo_platform::both_modes;
+use nubo_platform::testing::TestMode;
+use serde_json::{Value, json};
+
+use crate::helpers::{ADMIN_TOKEN, Admin, assert_problem, product, start};
+
+both_modes!(
+    an_admin_adds_a_product_and_shoppers_find_it,
+    shoppers_page_through_a_category,
+    an_edit_is_seen_at_once_despite_the_cache,
+    bad_product_input_is_refused_and_nothing_is_written,
+    admin_routes_need_the_admin_token,
+    a_malformed_or_unknown_id_gets_a_clear_problem,
+);
+
+async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    let response = admin.create(&product("TEA-100", 450)).await;
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(location, format!("/api/v1/products/{}", created["id"].as_str().unwrap()));
+    assert_eq!(created["version"], 1);
+
+    let fetched: Value = admin.get(&location).await.json().await.unwrap();
+    assert_eq!(fetched, created);
+    let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["items"][0]["sku"], "TEA-100");
+    assert_eq!(list["items"][0]["price"], json!({ "amount_minor": 450, "currency": "EUR" }));
+    let categories: Value = admin.get("/api/v1/categories").await.json().await.unwrap();
+    assert_eq!(categories, json!([{ "category": "tea", "products": 1 }]));
+    system.shutdown().await;
+}
+
+async fn shoppers_page_through_a_category(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    for n in 0..5 {
+        admin.create_ok(&product(&format!("TEA-{n:03}"), 100 + n)).await;
+    }
+    let mut coffee = product("COF-001", 900);
+    coffee["category"] = json!("coffee");
+    admin.create_ok(&coffee).await;
+
+    let page1: Value = admin.get("/api/v1/products?category=tea&per_page=2").await.json().await.unwrap();
+    let page3: Value = admin.get("/api/v1/products?category=tea&per_page=2&page=3").await.json().await.unwrap();
+    assert_eq!(page1["total"], 5);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    assert_eq!(page3["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page1["items"][0]["sku"], "TEA-000");
+    assert_eq!(page3["items"][0]["sku"], "TEA-004");
+    let coffee_page: Value = admin.get("/api/v1/products?category=coffee").await.json().await.unwrap();
+    assert_eq!(coffee_page["total"], 1);
+    let past_the_end: Value = admin.get("/api/v1/products?page=50").await.json().await.unwrap();
+    assert_eq!(past_the_end["items"], json!([]));
+    assert_eq!(past_the_end["total"], 6);
+    system.shutdown().await;
+}
+
+async fn an_edit_is_seen_at_once_despite_the_cache(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    let created = admin.create_ok(&product("TEA-200", 500)).await;
+    let id = created["id"].as_str().unwrap();
+    // Read twice so both the product and the list are cached.
+    for _ in 0..2 {
+        admin.get(&format!("/api/v1/products/{id}")).await;
+        admin.get("/api/v1/products").await;
+    }
+    let mut changed = product("TEA-200", 650);
+    changed["name"] = json!("Renamed tea");
+    let response = admin.update(id, &changed).await;
+    assert_eq!(response.status(), 200);
+    let updated: Value = response.json().await.unwrap();
+    assert_eq!(updated["version"], 2);
+
+    let fetched: Value = admin.get(&format!("/api/v1/products/{id}")).await.json().await.unwrap();
+    assert_eq!(fetched["name"], "Renamed tea");
+    assert_eq!(fetched["price"]["amount_minor"], 650);
+    let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(list["items"][0]["name"], "Renamed tea");
+    system.shutdown().await;
+}
+
+async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    let mut bad = product("tea 1", -5);
+    bad["category"] = json!("Tea!");
+    bad["price"]["currency"] = json!("euro");
+    let body = assert_problem(admin.create(&bad).await, 422).await;
+    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["sku", "price", "category"]);
+
+    let malformed = admin
+        .http
+        .post(format!("{}/api/v1/admin/products", admin.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body("{\"sku\": \"TEA-1\",")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(malformed, 400).await;
+
+    let mut unknown_field = product("TEA-001", 100);
+    unknown_field["colour"] = json!("green");
+    assert_problem(admin.create(&unknown_field).await, 422).await;
+
+    admin.create_ok(&product("TEA-001", 100)).await;
+    let duplicate = assert_problem(admin.create(&product("TEA-001", 200)).await, 409).await;
+    assert!(duplicate["detail"].as_str().unwrap().contains("SKU"));
+
+    let too_many = admin.get("/api/v1/products?per_page=1000").await;
+    assert_problem(too_many, 422).await;
+    let not_a_number = admin.get("/api/v1/products?page=first").await;
+    assert_problem(not_a_number, 400).await;
+
+    let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(list["total"], 1, "only the one valid product exists");
+    assert_eq!(list["items"][0]["price"]["amount_minor"], 100);
+    system.shutdown().await;
+}
+
+async fn admin_routes_need_the_admin_token(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    let url = format!("{}/api/v1/admin/products", admin.base);
+    let anonymous = admin.http.post(&url).json(&product("TEA-300", 100)).send().await.unwrap();
+    assert_problem(anonymous, 401).await;
+    let wrong = admin.http.post(&url).bearer_auth("guess").json(&product("TEA-300", 100)).send().await.unwrap();
+    assert_problem(wrong, 403).await;
+    let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
+    assert_eq!(list["total"], 0);
+    system.shutdown().await;
+}
+
+async fn a_malformed_or_unknown_id_gets_a_clear_problem(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system);
+    assert_problem(admin.get("/api/v1/products/not-a-uuid").await, 400).await;
+    let missing = admin.get("/api/v1/products/01a211dc-d363-71a9-b3b7-f1327e53f1ff").await;
+    let body = assert_problem(missing, 404).await;
+    assert_eq!(body["detail"], "product not found");
+    let update = admin.update("01a211dc-d363-71a9-b3b7-f1327e53f1ff", &product("TEA-1", 1)).await;
+    assert_problem(update, 404).await;
+    system.shutdown().await;
+}
