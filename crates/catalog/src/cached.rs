@@ -37,21 +37,38 @@ pub async fn list(
     page: u32,
     per_page: u32,
 ) -> Result<ProductPage, nubo_platform::sqlx::Error> {
-    let generation = ctx.cache.get(GENERATION).await.ok().flatten().map(|g| String::from_utf8_lossy(&g).into_owned());
-    let key = generation
-        .as_ref()
-        .map(|g| format!("catalog:products:{g}:{}:{page}:{per_page}", category.unwrap_or("*")));
-    if let Some(key) = &key {
-        if let Ok(Some(cached)) = ctx.cache.get_json::<ProductPage>(key).await {
-            return Ok(cached);
-        }
+    let generation = ctx
+        .cache
+        .get(GENERATION)
+        .await
+        .ok()
+        .flatten()
+        .map(|g| String::from_utf8_lossy(&g).into_owned());
+    let key = generation.as_ref().map(|g| {
+        format!(
+            "catalog:products:{g}:{}:{page}:{per_page}",
+            category.unwrap_or("*")
+        )
+    });
+    if let Some(key) = &key
+        && let Ok(Some(cached)) = ctx.cache.get_json::<ProductPage>(key).await
+    {
+        return Ok(cached);
     }
     let offset = i64::from(page - 1) * i64::from(per_page);
     let (items, total) = store::list(&ctx.db, category, i64::from(per_page), offset).await?;
-    let result = ProductPage { items, page, per_page, total };
+    let result = ProductPage {
+        items,
+        page,
+        per_page,
+        total,
+    };
     match key {
         Some(key) => {
-            let _ = ctx.cache.set_json(&key, &result, ctx.settings.cache_ttl).await;
+            let _ = ctx
+                .cache
+                .set_json(&key, &result, ctx.settings.cache_ttl)
+                .await;
         }
         // No generation yet: start one, so the next read can be cached.
         None => {
@@ -65,11 +82,18 @@ pub async fn list(
 pub async fn invalidate(ctx: &Context, id: Uuid) {
     let deleted = ctx.cache.delete(&product_key(id)).await;
     let bumped = ctx.cache.incr(GENERATION, GENERATION_TTL).await;
-    if let Some(e) = deleted.err().map(|e| e.to_string()).or(bumped.err().map(|e| e.to_string())) {
+    if let Some(e) = deleted
+        .err()
+        .map(|e| e.to_string())
+        .or(bumped.err().map(|e| e.to_string()))
+    {
         tracing_warn(&e);
     }
 }
 
 fn tracing_warn(error: &str) {
-    nubo_platform::tracing::warn!(error, "cache invalidation failed; cached reads may be stale until they expire");
+    nubo_platform::tracing::warn!(
+        error,
+        "cache invalidation failed; cached reads may be stale until they expire"
+    );
 }

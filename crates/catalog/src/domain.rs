@@ -13,7 +13,9 @@ pub struct Sku(String);
 impl Sku {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok_len = (3..=32).contains(&raw.len());
-        let ok_chars = raw.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
+        let ok_chars = raw
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
         if ok_len && ok_chars && !raw.starts_with('-') {
             Ok(Self(raw.to_owned()))
         } else {
@@ -33,7 +35,9 @@ pub struct Category(String);
 impl Category {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let ok_len = (1..=40).contains(&raw.len());
-        let ok_chars = raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        let ok_chars = raw
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if ok_len && ok_chars {
             Ok(Self(raw.to_owned()))
         } else {
@@ -99,7 +103,10 @@ impl ProductInput {
         let mut errors = Vec::new();
         let mut check = |field: &str, result: Result<(), String>| {
             if let Err(message) = result {
-                errors.push(FieldError { field: field.to_owned(), message });
+                errors.push(FieldError {
+                    field: field.to_owned(),
+                    message,
+                });
             }
         };
         let sku = Sku::parse(&self.sku);
@@ -107,19 +114,38 @@ impl ProductInput {
         let name = self.name.trim().to_owned();
         check(
             "name",
-            if (1..=200).contains(&name.chars().count()) { Ok(()) } else { Err("must be 1 to 200 characters".into()) },
+            if (1..=200).contains(&name.chars().count()) {
+                Ok(())
+            } else {
+                Err("must be 1 to 200 characters".into())
+            },
         );
         check(
             "description",
-            if self.description.chars().count() <= 5000 { Ok(()) } else { Err("must be at most 5000 characters".into()) },
+            if self.description.chars().count() <= 5000 {
+                Ok(())
+            } else {
+                Err("must be at most 5000 characters".into())
+            },
         );
         let price = Money::parse(self.price.amount_minor, &self.price.currency);
         check("price", price.as_ref().map(|_| ()).map_err(Clone::clone));
         let category = Category::parse(&self.category);
-        check("category", category.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "category",
+            category.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         let image_ok = self.image_url.is_empty()
-            || ((self.image_url.starts_with("https://") || self.image_url.starts_with("/")) && self.image_url.len() <= 500);
-        check("image_url", if image_ok { Ok(()) } else { Err("must be an https:// URL or a path".into()) });
+            || ((self.image_url.starts_with("https://") || self.image_url.starts_with("/"))
+                && self.image_url.len() <= 500);
+        check(
+            "image_url",
+            if image_ok {
+                Ok(())
+            } else {
+                Err("must be an https:// URL or a path".into())
+            },
+        );
         match (sku, price, category) {
             (Ok(sku), Ok(price), Ok(category)) if errors.is_empty() => Ok(ValidProduct {
                 sku,
@@ -143,7 +169,10 @@ mod tests {
             sku: "TEA-001".into(),
             name: "Green tea".into(),
             description: String::new(),
-            price: PriceInput { amount_minor: 499, currency: "EUR".into() },
+            price: PriceInput {
+                amount_minor: 499,
+                currency: "EUR".into(),
+            },
             category: "tea".into(),
             image_url: String::new(),
         }

@@ -22,7 +22,10 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "catalog",
     default_port: 8082,
-    migrations: Migrations { sqlite: &SQLITE, postgres: &POSTGRES },
+    migrations: Migrations {
+        sqlite: &SQLITE,
+        postgres: &POSTGRES,
+    },
     publishes: &[ProductChanged::SUBJECT],
     consumes: &[ProductChanged::SUBJECT],
     calls: &[],
@@ -36,9 +39,17 @@ pub const PRICE_HISTORY_CONSUMER: &str = "catalog-price-history";
 
 /// The consumer that records every price a product has had.
 pub fn price_history_consumer() -> Consumer {
-    Consumer::new(PRICE_HISTORY_CONSUMER, ProductChanged::SUBJECT, events::RecordPrice)
+    Consumer::new(
+        PRICE_HISTORY_CONSUMER,
+        ProductChanged::SUBJECT,
+        events::RecordPrice,
+    )
 }
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
-    Ok(Parts { router: routes::router(ctx.clone()), consumers: vec![price_history_consumer()], tasks: vec![] })
+    Ok(Parts {
+        router: routes::router(ctx.clone()),
+        consumers: vec![price_history_consumer()],
+        tasks: vec![],
+    })
 }

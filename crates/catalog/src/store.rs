@@ -9,8 +9,7 @@ use nubo_platform::{sqlx, with_db, with_tx};
 
 use crate::domain::{Product, ValidProduct};
 
-const COLUMNS: &str =
-    "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
+const COLUMNS: &str = "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
 struct ProductRow {
@@ -34,7 +33,10 @@ impl From<ProductRow> for Product {
             sku: r.sku,
             name: r.name,
             description: r.description,
-            price: Money { amount_minor: r.price_minor, currency: r.currency },
+            price: Money {
+                amount_minor: r.price_minor,
+                currency: r.currency,
+            },
             category: r.category,
             image_url: r.image_url,
             version: r.version,
@@ -74,7 +76,8 @@ pub async fn list(
     let sql = format!(
         "SELECT {COLUMNS} FROM products WHERE (CAST($1 AS TEXT) IS NULL OR category = $1) ORDER BY name, id LIMIT $2 OFFSET $3"
     );
-    let count_sql = "SELECT COUNT(*) FROM products WHERE (CAST($1 AS TEXT) IS NULL OR category = $1)";
+    let count_sql =
+        "SELECT COUNT(*) FROM products WHERE (CAST($1 AS TEXT) IS NULL OR category = $1)";
     let category = category.map(str::to_owned);
     let (rows, total) = with_db!(db, pool => {
         let rows = sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
@@ -126,7 +129,9 @@ pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError
         created_at: now,
         updated_at: now,
     };
-    let sql = format!("INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+    let sql = format!(
+        "INSERT INTO products ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+    );
     with_tx!(tx, conn => sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(product.id)
         .bind(&product.sku)
@@ -171,7 +176,11 @@ pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {
 }
 
 /// Records a price from a `ProductChanged` event; a version already recorded is left alone.
-pub async fn record_price(tx: &mut Tx, e: &ProductChanged, at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn record_price(
+    tx: &mut Tx,
+    e: &ProductChanged,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO price_history (product_id, version, price_minor, currency, changed_at) \
                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
     with_tx!(tx, conn => sqlx::query(sql)

@@ -16,12 +16,18 @@ impl Money {
         if amount_minor < 0 {
             return Err("must not be negative".to_owned());
         }
-        if amount_minor > 100_000_000_00 {
+        // 100 million in major units: more than any one price in a shop, far from i64's limits.
+        if amount_minor > 10_000_000_000 {
             return Err("must be at most 100000000.00".to_owned());
         }
         if currency.len() != 3 || !currency.chars().all(|c| c.is_ascii_uppercase()) {
-            return Err(format!("currency {currency:?} is not an ISO 4217 code like EUR"));
+            return Err(format!(
+                "currency {currency:?} is not an ISO 4217 code like EUR"
+            ));
         }
-        Ok(Self { amount_minor, currency: currency.to_owned() })
+        Ok(Self {
+            amount_minor,
+            currency: currency.to_owned(),
+        })
     }
 }

@@ -23,7 +23,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     consumes: &[],
     calls: routes::UPSTREAMS,
     env: &[
-        (RATE_LIMIT_RPS, "requests per second one client may send before getting 429", "100"),
+        (
+            RATE_LIMIT_RPS,
+            "requests per second one client may send before getting 429",
+            "100",
+        ),
         (
             CLIENT_IP_HEADER,
             "header holding the client address when behind a trusted proxy (e.g. x-forwarded-for); unset uses the peer address",
@@ -36,5 +40,8 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
     let limits = rate_limit::Limits::from_context(&ctx)?;
-    Ok(Parts { router: routes::router(ctx, limits), ..Parts::default() })
+    Ok(Parts {
+        router: routes::router(ctx, limits),
+        ..Parts::default()
+    })
 }

@@ -35,8 +35,14 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(ctx: &Context) -> Self {
-        let clients = routes::UPSTREAMS.iter().map(|name| (*name, ctx.client(name).clone())).collect();
-        Self { clients: Arc::new(clients), body_limit: ctx.settings.body_limit_bytes }
+        let clients = routes::UPSTREAMS
+            .iter()
+            .map(|name| (*name, ctx.client(name).clone()))
+            .collect();
+        Self {
+            clients: Arc::new(clients),
+            body_limit: ctx.settings.body_limit_bytes,
+        }
     }
 }
 
@@ -46,17 +52,30 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-pub async fn forward(State(upstreams): State<Upstreams>, request: Request) -> Result<Response, ApiError> {
+pub async fn forward(
+    State(upstreams): State<Upstreams>,
+    request: Request,
+) -> Result<Response, ApiError> {
     let path = request.uri().path().to_owned();
     let Some(service) = routes::owner(&path) else {
         return Err(ApiError::NotFound(format!("no service serves {path}")));
     };
-    let client = upstreams.clients.get(service).ok_or_else(|| anyhow::anyhow!("no client for {service}"))?;
+    let client = upstreams
+        .clients
+        .get(service)
+        .ok_or_else(|| anyhow::anyhow!("no client for {service}"))?;
     let (parts, body) = request.into_parts();
     let body: Bytes = to_bytes(body, upstreams.body_limit).await.map_err(|_| {
-        Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "the request body is larger than the gateway accepts")
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is larger than the gateway accepts",
+        )
     })?;
-    let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or(&path);
+    let path_and_query = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or(&path);
     let mut upstream = http::Request::builder()
         .method(parts.method.clone())
         .uri(path_and_query)
@@ -64,7 +83,10 @@ pub async fn forward(State(upstreams): State<Upstreams>, request: Request) -> Re
         .map_err(|e| ApiError::BadRequest(format!("cannot forward this request: {e}")))?;
     *upstream.headers_mut() = parts.headers;
     strip_hop_by_hop(upstream.headers_mut());
-    let response = client.send(upstream).await.map_err(|e| unavailable(service, e))?;
+    let response = client
+        .send(upstream)
+        .await
+        .map_err(|e| unavailable(service, e))?;
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     let mut out = Response::new(Body::from(body));
@@ -77,17 +99,22 @@ pub async fn forward(State(upstreams): State<Upstreams>, request: Request) -> Re
 fn unavailable(service: &str, error: ClientError) -> ApiError {
     nubo_platform::tracing::warn!(upstream = service, error = %error, "upstream call failed");
     let problem = match error {
-        ClientError::CircuitOpen { .. } => {
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, format!("{service} is unavailable; retry shortly"))
-                .with_kind("upstream-unavailable")
-                .retry_after(5)
-        }
-        ClientError::Timeout { .. } => {
-            Problem::new(StatusCode::GATEWAY_TIMEOUT, format!("{service} did not answer in time"))
-                .with_kind("upstream-timeout")
-        }
-        _ => Problem::new(StatusCode::BAD_GATEWAY, format!("{service} could not be reached"))
-            .with_kind("upstream-unreachable"),
+        ClientError::CircuitOpen { .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{service} is unavailable; retry shortly"),
+        )
+        .with_kind("upstream-unavailable")
+        .retry_after(5),
+        ClientError::Timeout { .. } => Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!("{service} did not answer in time"),
+        )
+        .with_kind("upstream-timeout"),
+        _ => Problem::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{service} could not be reached"),
+        )
+        .with_kind("upstream-unreachable"),
     };
     problem.into()
 }

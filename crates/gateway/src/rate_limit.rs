@@ -6,11 +6,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nubo_platform::Context;
+use nubo_platform::Problem;
 use nubo_platform::axum::extract::{ConnectInfo, Request, State};
 use nubo_platform::axum::http::{HeaderName, HeaderValue, StatusCode};
 use nubo_platform::axum::middleware::Next;
 use nubo_platform::axum::response::{IntoResponse, Response};
-use nubo_platform::Problem;
 
 use crate::{CLIENT_IP_HEADER, RATE_LIMIT_RPS};
 
@@ -27,17 +27,21 @@ impl Limits {
                 .parse::<i64>()
                 .ok()
                 .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| anyhow::anyhow!("{RATE_LIMIT_RPS}: {raw:?} is not a number from 1 to 1000000"))?,
+                .ok_or_else(|| {
+                    anyhow::anyhow!("{RATE_LIMIT_RPS}: {raw:?} is not a number from 1 to 1000000")
+                })?,
             None => 100,
         };
         let client_ip_header = match ctx.env.get(CLIENT_IP_HEADER) {
-            Some(raw) => Some(
-                HeaderName::try_from(raw.as_str())
-                    .map_err(|_| anyhow::anyhow!("{CLIENT_IP_HEADER}: {raw:?} is not a header name"))?,
-            ),
+            Some(raw) => Some(HeaderName::try_from(raw.as_str()).map_err(|_| {
+                anyhow::anyhow!("{CLIENT_IP_HEADER}: {raw:?} is not a header name")
+            })?),
             None => None,
         };
-        Ok(Self { per_second, client_ip_header })
+        Ok(Self {
+            per_second,
+            client_ip_header,
+        })
     }
 
     /// Who is asking: the peer address, or the first address in the trusted proxy's header.
@@ -58,9 +62,15 @@ pub async fn enforce(
     request: Request,
     next: Next,
 ) -> Response {
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
     let client = limits.client(&request, peer);
-    let second = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let second = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let key = format!("gateway:rate:{client}:{second}");
     let used = match ctx.cache.incr(&key, Duration::from_secs(2)).await {
         Ok(n) => n,
@@ -71,15 +81,24 @@ pub async fn enforce(
     };
     let remaining = (limits.per_second - used).max(0);
     let mut response = if used > limits.per_second {
-        Problem::new(StatusCode::TOO_MANY_REQUESTS, format!("more than {} requests per second", limits.per_second))
-            .with_kind("rate-limited")
-            .retry_after(1)
-            .into_response()
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("more than {} requests per second", limits.per_second),
+        )
+        .with_kind("rate-limited")
+        .retry_after(1)
+        .into_response()
     } else {
         next.run(request).await
     };
     let headers = response.headers_mut();
-    headers.insert(HeaderName::from_static("ratelimit-limit"), HeaderValue::from(limits.per_second));
-    headers.insert(HeaderName::from_static("ratelimit-remaining"), HeaderValue::from(remaining));
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(limits.per_second),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(remaining),
+    );
     response
 }

@@ -25,7 +25,12 @@ pub fn owner(path: &str) -> Option<&'static str> {
     let rest = path.strip_prefix("/api/v1/")?;
     ROUTES
         .iter()
-        .filter(|(prefix, _)| rest == *prefix || rest.strip_prefix(prefix).is_some_and(|r| r.starts_with('/')))
+        .filter(|(prefix, _)| {
+            rest == *prefix
+                || rest
+                    .strip_prefix(prefix)
+                    .is_some_and(|r| r.starts_with('/'))
+        })
         .max_by_key(|(prefix, _)| prefix.len())
         .map(|(_, service)| *service)
 }
@@ -34,7 +39,10 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
     let upstreams = Upstreams::new(&ctx);
     Router::new()
         .route("/api/v1/{*path}", any(proxy::forward).with_state(upstreams))
-        .route_layer(middleware::from_fn_with_state((ctx, limits), rate_limit::enforce))
+        .route_layer(middleware::from_fn_with_state(
+            (ctx, limits),
+            rate_limit::enforce,
+        ))
         .route("/", get(storefront::page))
 }
 
@@ -55,7 +63,10 @@ mod tests {
     #[test]
     fn every_route_goes_to_a_declared_upstream() {
         for (_, service) in super::ROUTES {
-            assert!(super::UPSTREAMS.contains(service), "{service} is not in UPSTREAMS");
+            assert!(
+                super::UPSTREAMS.contains(service),
+                "{service} is not in UPSTREAMS"
+            );
         }
     }
 }

@@ -27,7 +27,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut shared: BTreeMap<String, String> = BTreeMap::new();
     shared.insert(config::MODE.into(), "distributed".into());
     for desc in SERVICES {
-        shared.insert(config::url_variable(desc.name), format!("http://127.0.0.1:{}", port_of(desc, args.port)));
+        shared.insert(
+            config::url_variable(desc.name),
+            format!("http://127.0.0.1:{}", port_of(desc, args.port)),
+        );
     }
     if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
         shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
@@ -49,10 +52,22 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut supervisors = JoinSet::new();
     for desc in SERVICES {
         let mut vars = shared.clone();
-        vars.insert(config::HTTP_ADDR.into(), format!("127.0.0.1:{}", port_of(desc, args.port)));
-        supervisors.spawn(supervise(exe.clone(), desc.name, vars, token.clone(), settings.shutdown_timeout));
+        vars.insert(
+            config::HTTP_ADDR.into(),
+            format!("127.0.0.1:{}", port_of(desc, args.port)),
+        );
+        supervisors.spawn(supervise(
+            exe.clone(),
+            desc.name,
+            vars,
+            token.clone(),
+            settings.shutdown_timeout,
+        ));
     }
-    println!("nubo (distributed) is starting: http://127.0.0.1:{}/  Ctrl-C stops everything.", args.port);
+    println!(
+        "nubo (distributed) is starting: http://127.0.0.1:{}/  Ctrl-C stops everything.",
+        args.port
+    );
     while supervisors.join_next().await.is_some() {}
     Ok(())
 }
@@ -67,7 +82,12 @@ async fn supervise(
 ) {
     let mut backoff = Duration::from_millis(500);
     loop {
-        let spawned = Command::new(&exe).arg("serve").arg(name).envs(&vars).kill_on_drop(true).spawn();
+        let spawned = Command::new(&exe)
+            .arg("serve")
+            .arg(name)
+            .envs(&vars)
+            .kill_on_drop(true)
+            .spawn();
         let mut child = match spawned {
             Ok(child) => child,
             Err(e) => {

@@ -20,15 +20,24 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let clock = Instant::now();
     let mut env = Env::from_process();
     let admin_token = env.raw(config::ADMIN_TOKEN).map(str::to_owned);
-    let generated_token = admin_token.is_none().then(|| uuid::Uuid::new_v4().simple().to_string());
-    let seed = env.raw(config::SEED_DEMO_DATA).is_none().then_some(!args.no_seed);
+    let generated_token = admin_token
+        .is_none()
+        .then(|| uuid::Uuid::new_v4().simple().to_string());
+    let seed = env
+        .raw(config::SEED_DEMO_DATA)
+        .is_none()
+        .then_some(!args.no_seed);
     let mut planned = Vec::new();
     for desc in SERVICES {
-        let (mut settings, own, _) = settings_for(&mut env, desc, Mode::Embedded);
+        let nubo_platform::cli::ServiceEnvironment {
+            mut settings, own, ..
+        } = settings_for(&mut env, desc, Mode::Embedded);
         if settings.mode() != Mode::Embedded {
             anyhow::bail!("NUBO_MODE is distributed: run `nubo up --distributed` for that");
         }
-        settings.backing = Backing::Embedded { data_dir: args.data_dir.clone() };
+        settings.backing = Backing::Embedded {
+            data_dir: args.data_dir.clone(),
+        };
         settings.http_addr = SocketAddr::from(([127, 0, 0, 1], port_of(desc, args.port)));
         if let Some(seed) = seed {
             settings.seed_demo_data = seed;
@@ -72,7 +81,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let healths: Vec<_> = apps.iter().map(|a| (a.name(), a.health())).collect();
     let mut running = JoinSet::new();
     for app in apps {
-        let wiring = Wiring { service_urls: urls.clone(), embedded_bus: Some(bus.clone()) };
+        let wiring = Wiring {
+            service_urls: urls.clone(),
+            embedded_bus: Some(bus.clone()),
+        };
         running.spawn(app.run_until_stopped(wiring, token.clone()));
     }
 
@@ -108,8 +120,13 @@ fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::
 }
 
 fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, admin_token: Option<&str>) {
-    let mut text = format!("\nnubo is up in {} ms. Open http://127.0.0.1:{port}/\n\n", clock.elapsed().as_millis());
-    text.push_str(&format!("  shop API   http://127.0.0.1:{port}/api/v1/products\n"));
+    let mut text = format!(
+        "\nnubo is up in {} ms. Open http://127.0.0.1:{port}/\n\n",
+        clock.elapsed().as_millis()
+    );
+    text.push_str(&format!(
+        "  shop API   http://127.0.0.1:{port}/api/v1/products\n"
+    ));
     for (name, url) in urls {
         text.push_str(&format!("  {name:<13}{url}  (/readyz, /metrics)\n"));
     }

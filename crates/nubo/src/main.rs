@@ -16,7 +16,11 @@ use nubo_platform::ServiceDescription;
 pub const SERVICES: &[&ServiceDescription] = &[&nubo_catalog::SERVICE, &nubo_gateway::SERVICE];
 
 #[derive(Parser)]
-#[command(name = "nubo", version, about = "A cloud-native commerce platform you can run in one command")]
+#[command(
+    name = "nubo",
+    version,
+    about = "A cloud-native commerce platform you can run in one command"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -64,12 +68,18 @@ fn service_names() -> clap::builder::PossibleValuesParser {
 }
 
 pub fn service(name: &str) -> &'static ServiceDescription {
-    SERVICES.iter().copied().find(|s| s.name == name).unwrap_or_else(|| unreachable!("clap checked {name}"))
+    SERVICES
+        .iter()
+        .copied()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| unreachable!("clap checked {name}"))
 }
 
 /// The port of `desc` when the gateway is on `gateway_port`.
 pub fn port_of(desc: &ServiceDescription, gateway_port: u16) -> u16 {
-    let offset = desc.default_port.saturating_sub(nubo_gateway::SERVICE.default_port);
+    let offset = desc
+        .default_port
+        .saturating_sub(nubo_gateway::SERVICE.default_port);
     gateway_port.saturating_add(offset)
 }
 
@@ -115,19 +125,28 @@ impl UpArgs {
     }
 }
 
+/// Migrates each chosen service's database. Needs only the database settings: a migration job
+/// in a cluster has no business connecting to NATS or Redis.
 async fn migrate(names: Vec<String>) -> anyhow::Result<()> {
-    use nubo_platform::config::{Backing, Env, Mode, Settings};
-    let chosen: Vec<&'static ServiceDescription> =
-        if names.is_empty() { SERVICES.to_vec() } else { names.iter().map(|n| service(n)).collect() };
+    use nubo_platform::Db;
+    use nubo_platform::config::{self, Env, Mode};
+    let chosen: Vec<&'static ServiceDescription> = if names.is_empty() {
+        SERVICES.to_vec()
+    } else {
+        names.iter().map(|n| service(n)).collect()
+    };
     let mut env = Env::from_process();
-    let settings = Settings::read(&mut env, Mode::Distributed, 0);
+    let mode = env.get(config::MODE, Mode::Distributed);
+    let data_dir: PathBuf = env.get(config::DATA_DIR, PathBuf::from("nubo-data"));
+    let database_url: Option<String> = match mode {
+        Mode::Distributed => env.required(config::DATABASE_URL, "to migrate in distributed mode"),
+        Mode::Embedded => None,
+    };
     env.finish()?;
     for desc in chosen {
-        let db = match &settings.backing {
-            Backing::Embedded { data_dir } => nubo_platform::Db::open_sqlite(data_dir, desc.name, 1).await?,
-            Backing::Distributed { database_url, .. } => {
-                nubo_platform::Db::connect_postgres(database_url, desc.name, 1)?
-            }
+        let db = match &database_url {
+            None => Db::open_sqlite(&data_dir, desc.name, 1).await?,
+            Some(url) => Db::connect_postgres(url, desc.name, 1)?,
         };
         db.migrate(desc.migrations).await?;
         db.close().await;

@@ -92,8 +92,20 @@ impl Application {
     /// Serves until `shutdown` is cancelled, then drains: not ready, in-flight requests finish,
     /// background work stops, all within the shutdown deadline. An error during start-up is
     /// returned after the server has stopped.
-    pub async fn run_until_stopped(self, wiring: Wiring, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { desc, settings, env, listener, health, metrics, starting } = self;
+    pub async fn run_until_stopped(
+        self,
+        wiring: Wiring,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let Self {
+            desc,
+            settings,
+            env,
+            listener,
+            health,
+            metrics,
+            starting,
+        } = self;
         let local = shutdown.child_token();
         let slot: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
         let app = Router::new().fallback({
@@ -170,7 +182,11 @@ async fn answer(router: Option<Router>, request: Request) -> Response {
 }
 
 /// Retries `connect` until it succeeds or the service is stopped.
-async fn keep_trying<T, E, F, Fut>(what: &str, token: &CancellationToken, mut connect: F) -> Option<T>
+async fn keep_trying<T, E, F, Fut>(
+    what: &str,
+    token: &CancellationToken,
+    mut connect: F,
+) -> Option<T>
 where
     E: std::fmt::Display,
     F: FnMut() -> Fut,
@@ -212,12 +228,21 @@ async fn start(
             };
             (db, bus, Cache::memory(100_000))
         }
-        Backing::Distributed { database_url, nats_url, redis_url } => {
+        Backing::Distributed {
+            database_url,
+            nats_url,
+            redis_url,
+        } => {
             let db = Db::connect_postgres(database_url, desc.name, max)?;
-            let Some(()) = keep_trying("database", token, || db.ping()).await else { return Ok(None) };
+            let Some(()) = keep_trying("database", token, || db.ping()).await else {
+                return Ok(None);
+            };
             let ns = settings.namespace.as_str();
-            let Some(bus) = keep_trying("NATS", token, || Bus::nats(nats_url, ns)).await else { return Ok(None) };
-            let Some(cache) = keep_trying("Redis", token, || Cache::redis(redis_url, ns)).await else {
+            let Some(bus) = keep_trying("NATS", token, || Bus::nats(nats_url, ns)).await else {
+                return Ok(None);
+            };
+            let Some(cache) = keep_trying("Redis", token, || Cache::redis(redis_url, ns)).await
+            else {
                 return Ok(None);
             };
             (db, bus, cache)
@@ -226,7 +251,12 @@ async fn start(
     add_checks(health, &db, &bus, &cache);
     db.migrate(desc.migrations).await?;
 
-    let relay = Relay::new(db.clone(), bus.clone(), settings.outbox_poll, metrics.events_published.clone());
+    let relay = Relay::new(
+        db.clone(),
+        bus.clone(),
+        settings.outbox_poll,
+        metrics.events_published.clone(),
+    );
     let ctx = Context {
         service: desc.name,
         settings: settings.clone(),
@@ -235,14 +265,21 @@ async fn start(
         bus: bus.clone(),
         metrics: metrics.clone(),
         env: Arc::new(env),
-        clients: Arc::new(Context::clients(desc, settings, metrics, &wiring.service_urls)?),
+        clients: Arc::new(Context::clients(
+            desc,
+            settings,
+            metrics,
+            &wiring.service_urls,
+        )?),
         relay: relay.waker(),
     };
     let parts = (desc.build)(ctx.clone()).await?;
-    if settings.seed_demo_data {
-        if let Some(seed) = desc.seed {
-            seed(ctx.clone()).await.context("seeding demo data failed")?;
-        }
+    if settings.seed_demo_data
+        && let Some(seed) = desc.seed
+    {
+        seed(ctx.clone())
+            .await
+            .context("seeding demo data failed")?;
     }
 
     background.spawn(relay.run(token.clone().cancelled_owned()));
@@ -263,7 +300,12 @@ async fn start(
         tracing::debug!(task = task.name, "starting background task");
         background.spawn((task.run)(token.clone()));
     }
-    background.spawn(sample_gauges(db.clone(), metrics.clone(), runtimes, token.clone()));
+    background.spawn(sample_gauges(
+        db.clone(),
+        metrics.clone(),
+        runtimes,
+        token.clone(),
+    ));
     Ok(Some((parts.router, db)))
 }
 
@@ -286,11 +328,22 @@ fn add_checks(health: &Health, db: &Db, bus: &Bus, cache: &Cache) {
 }
 
 /// Keeps the pool, outbox and consumer-lag gauges current.
-async fn sample_gauges(db: Db, metrics: Metrics, consumers: Vec<ConsumerRuntime>, token: CancellationToken) {
+async fn sample_gauges(
+    db: Db,
+    metrics: Metrics,
+    consumers: Vec<ConsumerRuntime>,
+    token: CancellationToken,
+) {
     loop {
         let (open, idle) = db.pool_usage();
-        metrics.db_pool.get_or_create(&PoolLabels { state: "open" }).set(i64::from(open));
-        metrics.db_pool.get_or_create(&PoolLabels { state: "idle" }).set(i64::from(idle));
+        metrics
+            .db_pool
+            .get_or_create(&PoolLabels { state: "open" })
+            .set(i64::from(open));
+        metrics
+            .db_pool
+            .get_or_create(&PoolLabels { state: "idle" })
+            .set(i64::from(idle));
         if let Ok(backlog) = outbox::backlog(&db).await {
             metrics.outbox_backlog.set(backlog);
         }

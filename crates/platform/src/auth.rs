@@ -23,7 +23,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let ctx = Context::from_ref(state);
         let Some(expected) = &ctx.settings.admin_token else {
-            return Err(ApiError::Forbidden("admin routes are disabled: NUBO_ADMIN_TOKEN is not set".into()));
+            return Err(ApiError::Forbidden(
+                "admin routes are disabled: NUBO_ADMIN_TOKEN is not set".into(),
+            ));
         };
         let presented = parts
             .headers
@@ -34,7 +36,9 @@ where
         if constant_time_eq(presented.as_bytes(), expected.expose().as_bytes()) {
             Ok(Self)
         } else {
-            Err(ApiError::Forbidden("this token is not an admin token".into()))
+            Err(ApiError::Forbidden(
+                "this token is not an admin token".into(),
+            ))
         }
     }
 }

@@ -14,20 +14,37 @@ use crate::telemetry::{self, TelemetryConfig};
 
 /// Every variable the given services may read.
 pub fn known_variables(services: &[&ServiceDescription]) -> Vec<String> {
-    let mut known: Vec<String> = config::PLATFORM_VARIABLES.iter().map(|v| v.0.to_owned()).collect();
-    known.extend(config::SERVICES.iter().map(|(name, _)| config::url_variable(name)));
+    let mut known: Vec<String> = config::PLATFORM_VARIABLES
+        .iter()
+        .map(|v| v.0.to_owned())
+        .collect();
+    known.extend(
+        config::SERVICES
+            .iter()
+            .map(|(name, _)| config::url_variable(name)),
+    );
     for desc in services {
         known.extend(desc.env.iter().map(|v| v.0.to_owned()));
     }
     known
 }
 
-/// Settings, the service's own variables and the URLs of the services it calls, all validated.
+/// What a service is started with, read from the environment.
+pub struct ServiceEnvironment {
+    pub settings: Settings,
+    /// Its own variables (the names in its description's `env`).
+    pub own: BTreeMap<String, String>,
+    /// Base URLs of the services it calls.
+    pub urls: BTreeMap<String, String>,
+}
+
+/// Settings, the service's own variables and the URLs of the services it calls. Problems are
+/// recorded in `env`; check them with [`Env::finish`].
 pub fn settings_for(
     env: &mut Env,
     desc: &ServiceDescription,
     default_mode: Mode,
-) -> (Settings, BTreeMap<String, String>, BTreeMap<String, String>) {
+) -> ServiceEnvironment {
     let settings = Settings::read(env, default_mode, desc.default_port);
     let own: BTreeMap<String, String> = desc
         .env
@@ -37,7 +54,11 @@ pub fn settings_for(
     let mut urls = BTreeMap::new();
     for target in desc.calls {
         let var = config::url_variable(target);
-        match env.raw(&var).map(str::to_owned).or_else(|| config::default_url(target)) {
+        match env
+            .raw(&var)
+            .map(str::to_owned)
+            .or_else(|| config::default_url(target))
+        {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
                 urls.insert((*target).to_owned(), url.trim_end_matches('/').to_owned());
             }
@@ -45,18 +66,24 @@ pub fn settings_for(
             None => env.fail(&var, "is required: no default address for this service"),
         }
     }
-    (settings, own, urls)
+    ServiceEnvironment {
+        settings,
+        own,
+        urls,
+    }
 }
 
 /// Reads the environment for running `desc` alone.
-pub fn read_environment(
-    desc: &ServiceDescription,
-) -> Result<(Settings, BTreeMap<String, String>, BTreeMap<String, String>), ConfigError> {
+pub fn read_environment(desc: &ServiceDescription) -> Result<ServiceEnvironment, ConfigError> {
     let mut env = Env::from_process();
     let read = settings_for(&mut env, desc, Mode::Distributed);
     let known = known_variables(&[desc]);
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
-    let others: Vec<&str> = config::SERVICES.iter().map(|(n, _)| *n).filter(|n| *n != desc.name).collect();
+    let others: Vec<&str> = config::SERVICES
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| *n != desc.name)
+        .collect();
     env.reject_unknown(&known, &others);
     env.finish()?;
     Ok(read)
@@ -82,7 +109,11 @@ pub fn serve_main(desc: &'static ServiceDescription) -> ExitCode {
 
 /// Runs `desc` from the environment until SIGTERM or Ctrl-C.
 pub async fn serve(desc: &'static ServiceDescription) -> anyhow::Result<()> {
-    let (settings, own, urls) = read_environment(desc)?;
+    let ServiceEnvironment {
+        settings,
+        own,
+        urls,
+    } = read_environment(desc)?;
     let _telemetry = telemetry::init(TelemetryConfig {
         process: desc.name,
         filter: &settings.log_filter,
@@ -100,5 +131,12 @@ pub async fn serve(desc: &'static ServiceDescription) -> anyhow::Result<()> {
             token.cancel();
         }
     });
-    app.run_until_stopped(Wiring { service_urls: urls, embedded_bus: None }, token).await
+    app.run_until_stopped(
+        Wiring {
+            service_urls: urls,
+            embedded_bus: None,
+        },
+        token,
+    )
+    .await
 }

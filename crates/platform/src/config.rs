@@ -54,7 +54,10 @@ pub fn url_variable(service: &str) -> String {
 
 /// Where a service is reached when `NUBO_<SERVICE>_URL` is unset: its Kubernetes Service name.
 pub fn default_url(service: &str) -> Option<String> {
-    SERVICES.iter().find(|(name, _)| *name == service).map(|(name, port)| format!("http://{name}:{port}"))
+    SERVICES
+        .iter()
+        .find(|(name, _)| *name == service)
+        .map(|(name, port)| format!("http://{name}:{port}"))
 }
 
 /// Not ours, but read: the standard OpenTelemetry exporter endpoint.
@@ -63,28 +66,104 @@ pub const OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
 /// Every platform variable, with what it means and its default, for `--help`, the README and the
 /// deployment drift guard.
 pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
-    (MODE, "`embedded` (SQLite, in-process bus, memory cache) or `distributed` (PostgreSQL, NATS, Redis)", "distributed for `serve`, embedded for `up`"),
-    (HTTP_ADDR, "address the service listens on", "0.0.0.0:<service port>"),
-    (DATA_DIR, "embedded mode: directory holding one SQLite file per service", "./nubo-data"),
-    (DATABASE_URL, "distributed mode: PostgreSQL URL; each service uses its own schema", "required when distributed"),
-    (DB_MAX_CONNECTIONS, "connections in each service's database pool", "10"),
-    (NATS_URL, "distributed mode: NATS server with JetStream", "required when distributed"),
-    (REDIS_URL, "distributed mode: Redis server for the cache", "required when distributed"),
-    (NAMESPACE, "prefix of NATS subjects, the JetStream stream and Redis keys; lets two shops share servers", "nubo"),
+    (
+        MODE,
+        "`embedded` (SQLite, in-process bus, memory cache) or `distributed` (PostgreSQL, NATS, Redis)",
+        "distributed for `serve`, embedded for `up`",
+    ),
+    (
+        HTTP_ADDR,
+        "address the service listens on",
+        "0.0.0.0:<service port>",
+    ),
+    (
+        DATA_DIR,
+        "embedded mode: directory holding one SQLite file per service",
+        "./nubo-data",
+    ),
+    (
+        DATABASE_URL,
+        "distributed mode: PostgreSQL URL; each service uses its own schema",
+        "required when distributed",
+    ),
+    (
+        DB_MAX_CONNECTIONS,
+        "connections in each service's database pool",
+        "10",
+    ),
+    (
+        NATS_URL,
+        "distributed mode: NATS server with JetStream",
+        "required when distributed",
+    ),
+    (
+        REDIS_URL,
+        "distributed mode: Redis server for the cache",
+        "required when distributed",
+    ),
+    (
+        NAMESPACE,
+        "prefix of NATS subjects, the JetStream stream and Redis keys; lets two shops share servers",
+        "nubo",
+    ),
     (LOG, "log filter (tracing `EnvFilter` syntax)", "info"),
-    (LOG_FORMAT, "`json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise)", "auto"),
-    (REQUEST_TIMEOUT_MS, "deadline for handling one inbound request", "10000"),
+    (
+        LOG_FORMAT,
+        "`json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise)",
+        "auto",
+    ),
+    (
+        REQUEST_TIMEOUT_MS,
+        "deadline for handling one inbound request",
+        "10000",
+    ),
     (BODY_LIMIT_BYTES, "largest request body accepted", "262144"),
-    (CONCURRENCY_LIMIT, "requests handled at once before new ones are shed with 503", "512"),
-    (SHUTDOWN_TIMEOUT_SECS, "how long in-flight work may finish after SIGTERM", "20"),
-    (CLIENT_TIMEOUT_MS, "deadline of one service-to-service call attempt", "3000"),
-    (CLIENT_MAX_RETRIES, "retries of an idempotent service-to-service call", "2"),
+    (
+        CONCURRENCY_LIMIT,
+        "requests handled at once before new ones are shed with 503",
+        "512",
+    ),
+    (
+        SHUTDOWN_TIMEOUT_SECS,
+        "how long in-flight work may finish after SIGTERM",
+        "20",
+    ),
+    (
+        CLIENT_TIMEOUT_MS,
+        "deadline of one service-to-service call attempt",
+        "3000",
+    ),
+    (
+        CLIENT_MAX_RETRIES,
+        "retries of an idempotent service-to-service call",
+        "2",
+    ),
     (CACHE_TTL_SECS, "lifetime of cached reads", "60"),
-    (SEED_DEMO_DATA, "seed demo data into empty stores at start", "false (true for `up`)"),
-    (EVENT_MAX_ATTEMPTS, "deliveries of one event before it is dead-lettered", "5"),
-    (EVENT_ACK_WAIT_MS, "how long a delivered, unacknowledged event waits before redelivery", "30000"),
-    (OUTBOX_POLL_MS, "how often the outbox relay looks for unpublished events", "500"),
-    (ADMIN_TOKEN, "bearer token for admin routes until identity issues admin tokens; unset disables them", "unset (`up` generates one)"),
+    (
+        SEED_DEMO_DATA,
+        "seed demo data into empty stores at start",
+        "false (true for `up`)",
+    ),
+    (
+        EVENT_MAX_ATTEMPTS,
+        "deliveries of one event before it is dead-lettered",
+        "5",
+    ),
+    (
+        EVENT_ACK_WAIT_MS,
+        "how long a delivered, unacknowledged event waits before redelivery",
+        "30000",
+    ),
+    (
+        OUTBOX_POLL_MS,
+        "how often the outbox relay looks for unpublished events",
+        "500",
+    ),
+    (
+        ADMIN_TOKEN,
+        "bearer token for admin routes until identity issues admin tokens; unset disables them",
+        "unset (`up` generates one)",
+    ),
 ];
 
 /// What went wrong reading the environment: every bad variable, each with its reason.
@@ -119,14 +198,20 @@ impl Env {
         V: Into<String>,
     {
         Self {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             errors: Vec::new(),
         }
     }
 
     /// The raw value, if set and not empty.
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.vars.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// A parsed value, or `default` when the variable is unset.
@@ -184,7 +269,10 @@ impl Env {
     /// Every `NUBO_` variable that is set but not in `known`: almost always a typo. Variables of
     /// services in `others` (`NUBO_<SERVICE>_...`) are not this process's business and pass.
     pub fn reject_unknown(&mut self, known: &[&str], others: &[&str]) {
-        let others: Vec<String> = others.iter().map(|s| format!("NUBO_{}_", s.to_uppercase())).collect();
+        let others: Vec<String> = others
+            .iter()
+            .map(|s| format!("NUBO_{}_", s.to_uppercase()))
+            .collect();
         let unknown: Vec<String> = self
             .vars
             .keys()
@@ -346,7 +434,9 @@ impl Settings {
         };
         let namespace: String = env.get(NAMESPACE, "nubo".to_owned());
         if namespace.is_empty()
-            || !namespace.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            || !namespace
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             env.fail(NAMESPACE, "must be letters, digits, `_` or `-`");
         }
@@ -358,7 +448,11 @@ impl Settings {
             db_max_connections: env.bounded(DB_MAX_CONNECTIONS, 10, 1000) as u32,
             log_filter: env.get(LOG, "info".to_owned()),
             log_format: env.get(LOG_FORMAT, LogFormat::Auto),
-            request_timeout: Duration::from_millis(env.bounded(REQUEST_TIMEOUT_MS, 10_000, 600_000)),
+            request_timeout: Duration::from_millis(env.bounded(
+                REQUEST_TIMEOUT_MS,
+                10_000,
+                600_000,
+            )),
             body_limit_bytes: env.bounded(BODY_LIMIT_BYTES, 256 * 1024, 64 << 20) as usize,
             concurrency_limit: env.bounded(CONCURRENCY_LIMIT, 512, 100_000) as usize,
             shutdown_timeout: Duration::from_secs(env.bounded(SHUTDOWN_TIMEOUT_SECS, 20, 3600)),
@@ -367,7 +461,11 @@ impl Settings {
             cache_ttl: Duration::from_secs(env.bounded(CACHE_TTL_SECS, 60, 86_400)),
             seed_demo_data: env.get(SEED_DEMO_DATA, false),
             event_max_attempts: env.bounded(EVENT_MAX_ATTEMPTS, 5, 1000) as u32,
-            event_ack_wait: Duration::from_millis(env.bounded(EVENT_ACK_WAIT_MS, 30_000, 3_600_000)),
+            event_ack_wait: Duration::from_millis(env.bounded(
+                EVENT_ACK_WAIT_MS,
+                30_000,
+                3_600_000,
+            )),
             outbox_poll: Duration::from_millis(env.bounded(OUTBOX_POLL_MS, 500, 60_000)),
             otlp_endpoint: env.raw(OTLP_ENDPOINT).map(str::to_owned),
             admin_token: env.raw(ADMIN_TOKEN).map(Secret::new),
@@ -424,7 +522,10 @@ mod tests {
         env.reject_unknown(&known(), &[]);
         let err = env.finish().unwrap_err().to_string();
         assert!(err.contains("NUBO_REQUST_TIMEOUT_MS"), "{err}");
-        assert!(err.contains("did you mean NUBO_REQUEST_TIMEOUT_MS"), "{err}");
+        assert!(
+            err.contains("did you mean NUBO_REQUEST_TIMEOUT_MS"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -445,7 +546,12 @@ mod tests {
     fn limits_of_zero_are_refused() {
         let mut env = Env::from_pairs([(CONCURRENCY_LIMIT, "0")]);
         Settings::read(&mut env, Mode::Embedded, 8080);
-        assert!(env.finish().unwrap_err().to_string().contains(CONCURRENCY_LIMIT));
+        assert!(
+            env.finish()
+                .unwrap_err()
+                .to_string()
+                .contains(CONCURRENCY_LIMIT)
+        );
     }
 
     #[test]

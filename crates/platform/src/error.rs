@@ -68,7 +68,13 @@ impl Problem {
 fn slug(title: &str) -> String {
     title
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect()
 }
 
@@ -113,7 +119,10 @@ pub enum ApiError {
 
 impl ApiError {
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
-        Self::Invalid(vec![FieldError { field: field.to_owned(), message: message.into() }])
+        Self::Invalid(vec![FieldError {
+            field: field.to_owned(),
+            message: message.into(),
+        }])
     }
 
     pub fn internal(cause: impl Into<anyhow::Error>) -> Self {
@@ -138,8 +147,11 @@ impl IntoResponse for ApiError {
         match self {
             Self::BadRequest(m) => Problem::new(StatusCode::BAD_REQUEST, m).into_response(),
             Self::Invalid(errors) => {
-                let mut p = Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "the request has invalid fields")
-                    .with_kind("validation");
+                let mut p = Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "the request has invalid fields",
+                )
+                .with_kind("validation");
                 p.errors = errors;
                 p.into_response()
             }
@@ -171,7 +183,8 @@ pub trait OrNotFound<T> {
 
 impl<T, E: Into<ApiError>> OrNotFound<T> for Result<Option<T>, E> {
     fn or_not_found(self, what: &str) -> Result<T, ApiError> {
-        self.map_err(Into::into)?.ok_or_else(|| ApiError::NotFound(format!("{what} not found")))
+        self.map_err(Into::into)?
+            .ok_or_else(|| ApiError::NotFound(format!("{what} not found")))
     }
 }
 
@@ -198,10 +211,19 @@ impl<T: Serialize> IntoResponse for Json<T> {
 fn json_problem(rejection: JsonRejection) -> Problem {
     let status = rejection.status();
     let detail = match &rejection {
-        JsonRejection::JsonSyntaxError(_) => format!("the body is not valid JSON: {}", rejection.body_text()),
-        JsonRejection::JsonDataError(_) => format!("the body does not have the expected shape: {}", rejection.body_text()),
-        JsonRejection::MissingJsonContentType(_) => "expected `Content-Type: application/json`".to_owned(),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this service accepts".to_owned(),
+        JsonRejection::JsonSyntaxError(_) => {
+            format!("the body is not valid JSON: {}", rejection.body_text())
+        }
+        JsonRejection::JsonDataError(_) => format!(
+            "the body does not have the expected shape: {}",
+            rejection.body_text()
+        ),
+        JsonRejection::MissingJsonContentType(_) => {
+            "expected `Content-Type: application/json`".to_owned()
+        }
+        _ if status == StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than this service accepts".to_owned()
+        }
         _ => rejection.body_text(),
     };
     Problem::new(status, detail)
@@ -213,7 +235,10 @@ pub struct Query<T>(pub T);
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Self(q.0))
@@ -227,7 +252,10 @@ pub struct Path<T>(pub T);
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
     type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Self(p.0))

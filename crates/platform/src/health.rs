@@ -55,7 +55,9 @@ impl Health {
 
     pub fn hold(&self) -> Hold {
         self.inner.holds.fetch_add(1, Ordering::SeqCst);
-        Hold { inner: self.inner.clone() }
+        Hold {
+            inner: self.inner.clone(),
+        }
     }
 
     pub fn started(&self) -> bool {
@@ -78,12 +80,21 @@ impl Health {
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
         let check: CheckFn = Arc::new(move || Box::pin(check()));
-        self.inner.checks.write().unwrap_or_else(|e| e.into_inner()).push((name, check));
+        self.inner
+            .checks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name, check));
     }
 
     /// Runs every check concurrently, each bounded by a short timeout.
     pub async fn check(&self) -> Vec<(&'static str, bool)> {
-        let checks = self.inner.checks.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let checks = self
+            .inner
+            .checks
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let service = self.inner.service.clone();
         futures::future::join_all(checks.into_iter().map(|(name, check)| {
             let service = service.clone();
@@ -91,7 +102,12 @@ impl Health {
                 let ok = match tokio::time::timeout(Duration::from_secs(2), check()).await {
                     Ok(Ok(())) => true,
                     Ok(Err(e)) => {
-                        tracing::warn!(service, check = name, error = format!("{e:#}"), "readiness check failing");
+                        tracing::warn!(
+                            service,
+                            check = name,
+                            error = format!("{e:#}"),
+                            "readiness check failing"
+                        );
                         false
                     }
                     Err(_) => {
@@ -107,7 +123,10 @@ impl Health {
 
     pub fn routes(&self) -> Router {
         Router::new()
-            .route("/livez", get(|| async { axum::Json(json!({ "status": "alive" })) }))
+            .route(
+                "/livez",
+                get(|| async { axum::Json(json!({ "status": "alive" })) }),
+            )
             .route("/startupz", get(startupz))
             .route("/readyz", get(readyz))
             .with_state(self.clone())
@@ -118,7 +137,11 @@ async fn startupz(State(health): State<Health>) -> Response {
     if health.started() {
         (StatusCode::OK, axum::Json(json!({ "status": "started" }))).into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": "starting" }))).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "starting" })),
+        )
+            .into_response()
     }
 }
 
@@ -131,7 +154,11 @@ async fn readyz(State(health): State<Health>) -> Response {
         ""
     };
     if !status.is_empty() {
-        return (StatusCode::SERVICE_UNAVAILABLE, axum::Json(json!({ "status": status }))).into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": status })),
+        )
+            .into_response();
     }
     let results = health.check().await;
     let ready = results.iter().all(|(_, ok)| *ok);
@@ -139,6 +166,14 @@ async fn readyz(State(health): State<Health>) -> Response {
         .into_iter()
         .map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "failing" })))
         .collect();
-    let (code, status) = if ready { (StatusCode::OK, "ready") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready") };
-    (code, axum::Json(json!({ "status": status, "checks": checks }))).into_response()
+    let (code, status) = if ready {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    };
+    (
+        code,
+        axum::Json(json!({ "status": status, "checks": checks })),
+    )
+        .into_response()
 }

@@ -6,8 +6,8 @@
 
 pub mod app;
 pub mod auth;
-pub mod cli;
 pub mod cache;
+pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod config;

@@ -71,22 +71,57 @@ impl Metrics {
             [("service".into(), service.to_owned().into())].into_iter(),
         );
         let http_requests = Family::<HttpLabels, Counter>::default();
-        registry.register("http_requests", "HTTP requests handled, by route and status", http_requests.clone());
-        let http_duration = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
-        registry.register("http_request_duration_seconds", "Time to answer an HTTP request", http_duration.clone());
+        registry.register(
+            "http_requests",
+            "HTTP requests handled, by route and status",
+            http_requests.clone(),
+        );
+        let http_duration =
+            Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request",
+            http_duration.clone(),
+        );
         let http_in_flight = Gauge::default();
-        registry.register("http_requests_in_flight", "HTTP requests being handled now", http_in_flight.clone());
+        registry.register(
+            "http_requests_in_flight",
+            "HTTP requests being handled now",
+            http_in_flight.clone(),
+        );
         let client = ClientMetrics::register(&mut registry);
         let events_published = Counter::default();
-        registry.register("events_published", "Events the outbox relay published", events_published.clone());
+        registry.register(
+            "events_published",
+            "Events the outbox relay published",
+            events_published.clone(),
+        );
         let events_handled = Family::<OutcomeLabels, Counter>::default();
-        registry.register("events_handled", "Event deliveries by consumer and outcome", events_handled.clone());
+        registry.register(
+            "events_handled",
+            "Event deliveries by consumer and outcome",
+            events_handled.clone(),
+        );
         let outbox_backlog = Gauge::default();
-        registry.register("outbox_backlog", "Events written to the outbox and not yet published", outbox_backlog.clone());
+        registry.register(
+            "outbox_backlog",
+            "Events written to the outbox and not yet published",
+            outbox_backlog.clone(),
+        );
         let consumer_lag = Family::<ConsumerLabels, Gauge>::default();
-        registry.register("consumer_lag", "Events waiting for or being handled by a consumer", consumer_lag.clone());
+        registry.register(
+            "consumer_lag",
+            "Events waiting for or being handled by a consumer",
+            consumer_lag.clone(),
+        );
         let db_pool = Family::<PoolLabels, Gauge>::default();
-        registry.register("db_pool_connections", "Database pool connections by state", db_pool.clone());
+        registry.register(
+            "db_pool_connections",
+            "Database pool connections by state",
+            db_pool.clone(),
+        );
         Self {
             registry: Arc::new(Mutex::new(registry)),
             http_requests,
@@ -102,8 +137,16 @@ impl Metrics {
     }
 
     /// Registers a service's own metric (e.g. checkouts by outcome).
-    pub fn register(&self, name: &str, help: &str, metric: impl prometheus_client::registry::Metric) {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner()).register(name, help, metric);
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .register(name, help, metric);
     }
 
     /// The OpenMetrics text exposition.

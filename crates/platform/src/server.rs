@@ -51,7 +51,9 @@ pub struct StackConfig {
 /// Prepares a service's own router: labels responses with the route that matched (so metrics
 /// are by route, not raw path) and answers unknown routes with a problem.
 pub fn label_routes(router: Router) -> Router {
-    router.route_layer(middleware::from_fn(remember_route)).fallback(unknown_route)
+    router
+        .route_layer(middleware::from_fn(remember_route))
+        .fallback(unknown_route)
 }
 
 /// Wraps a service's router in the platform's stack and adds `/livez`, `/readyz`, `/startupz`
@@ -59,7 +61,10 @@ pub fn label_routes(router: Router) -> Router {
 pub fn stack(app: Router, config: &StackConfig, health: &Health, metrics: &Metrics) -> Router {
     let app = app.layer(DefaultBodyLimit::max(config.body_limit_bytes));
     let guarded = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state((config.service, metrics.clone()), observe))
+        .layer(middleware::from_fn_with_state(
+            (config.service, metrics.clone()),
+            observe,
+        ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(HandleErrorLayer::new(overload_to_problem))
         .load_shed()
@@ -90,7 +95,11 @@ async fn remember_route(path: Option<MatchedPath>, request: Request, next: Next)
     response
 }
 
-async fn observe(State((service, metrics)): State<(&'static str, Metrics)>, request: Request, next: Next) -> Response {
+async fn observe(
+    State((service, metrics)): State<(&'static str, Metrics)>,
+    request: Request,
+    next: Next,
+) -> Response {
     let method = request.method().clone();
     let span = tracing::info_span!(
         "http.request",
@@ -117,53 +126,76 @@ async fn observe(State((service, metrics)): State<(&'static str, Metrics)>, requ
         .unwrap_or_else(|| "unmatched".to_owned());
     metrics
         .http_requests
-        .get_or_create(&HttpLabels { method: method.to_string(), route: route.clone(), status: status.as_u16() })
+        .get_or_create(&HttpLabels {
+            method: method.to_string(),
+            route: route.clone(),
+            status: status.as_u16(),
+        })
         .inc();
     metrics
         .http_duration
-        .get_or_create(&RouteLabels { method: method.to_string(), route })
+        .get_or_create(&RouteLabels {
+            method: method.to_string(),
+            route,
+        })
         .observe(started.elapsed().as_secs_f64());
     if status.is_server_error() {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
     }
     // A proxied response already carries the upstream's trace id, which is the same trace.
-    if !response.headers().contains_key(TRACE_ID) {
-        if let Some(id) = trace_id.and_then(|t| HeaderValue::from_str(&t).ok()) {
-            response.headers_mut().insert(TRACE_ID, id);
-        }
+    if !response.headers().contains_key(TRACE_ID)
+        && let Some(id) = trace_id.and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        response.headers_mut().insert(TRACE_ID, id);
     }
     response
 }
 
 async fn metrics_text(State(metrics): State<Metrics>) -> Response {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics.encode(),
     )
         .into_response()
 }
 
 async fn unknown_route(request: Request) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, format!("no route for {} {}", request.method(), request.uri().path()))
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", request.method(), request.uri().path()),
+    )
 }
 
 fn panic_to_problem(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("handler panicked");
-    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "something went wrong on our side").into_response()
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "something went wrong on our side",
+    )
+    .into_response()
 }
 
 async fn overload_to_problem(error: tower::BoxError) -> Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the service is at capacity; retry shortly")
-            .with_kind("overloaded")
-            .retry_after(1)
-            .into_response();
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is at capacity; retry shortly",
+        )
+        .with_kind("overloaded")
+        .retry_after(1)
+        .into_response();
     }
     if error.is::<tower::timeout::error::Elapsed>() {
-        return Problem::new(StatusCode::SERVICE_UNAVAILABLE, "the request took longer than this service allows")
-            .with_kind("timeout")
-            .retry_after(1)
-            .into_response();
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the request took longer than this service allows",
+        )
+        .with_kind("timeout")
+        .retry_after(1)
+        .into_response();
     }
     tracing::error!(error = %error, "unhandled middleware error");
     Problem::status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
@@ -184,14 +216,26 @@ async fn rescue(response: Response) -> Response {
         return response;
     }
     let detail = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than this service accepts".to_owned(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "the request body is larger than this service accepts".to_owned()
+        }
         StatusCode::METHOD_NOT_ALLOWED => "this route does not accept that method".to_owned(),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "expected `Content-Type: application/json`".to_owned(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            "expected `Content-Type: application/json`".to_owned()
+        }
         _ => String::new(),
     };
     let (parts, _) = response.into_parts();
-    let mut problem = if detail.is_empty() { Problem::status(status) } else { Problem::new(status, detail) };
-    if let Some(secs) = parts.headers.get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.parse().ok()) {
+    let mut problem = if detail.is_empty() {
+        Problem::status(status)
+    } else {
+        Problem::new(status, detail)
+    };
+    if let Some(secs) = parts
+        .headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok()?.parse().ok())
+    {
         problem = problem.retry_after(secs);
     }
     let mut rescued = problem.into_response();
@@ -213,12 +257,15 @@ pub async fn serve(
     deadline: Duration,
 ) -> std::io::Result<()> {
     let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            health.start_draining();
-            let _ = draining_tx.send(());
-        });
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        health.start_draining();
+        let _ = draining_tx.send(());
+    });
     let cut_off = async move {
         if draining_rx.await.is_ok() {
             tokio::time::sleep(deadline).await;
@@ -256,4 +303,3 @@ pub async fn shutdown_signal() {
         _ = term => {}
     }
 }
-

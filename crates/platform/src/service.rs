@@ -72,7 +72,10 @@ impl Task {
         F: FnOnce(CancellationToken) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()> + Send + 'static,
     {
-        Self { name, run: Box::new(move |token| Box::pin(run(token))) }
+        Self {
+            name,
+            run: Box::new(move |token| Box::pin(run(token))),
+        }
     }
 }
 
@@ -108,19 +111,28 @@ impl Context {
         desc.calls
             .iter()
             .map(|target| {
-                let url = service_urls
-                    .get(*target)
-                    .ok_or_else(|| anyhow::anyhow!("{} calls {target}, but no URL for it is configured", desc.name))?;
-                Ok(((*target).to_owned(), ServiceClient::new(target, url, config.clone(), &metrics.client)))
+                let url = service_urls.get(*target).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{} calls {target}, but no URL for it is configured",
+                        desc.name
+                    )
+                })?;
+                Ok((
+                    (*target).to_owned(),
+                    ServiceClient::new(target, url, config.clone(), &metrics.client),
+                ))
             })
             .collect()
     }
 
     /// The client of a service this one declared in `calls`.
     pub fn client(&self, target: &str) -> &ServiceClient {
-        self.clients
-            .get(target)
-            .unwrap_or_else(|| panic!("{} calls {target} without declaring it in its description", self.service))
+        self.clients.get(target).unwrap_or_else(|| {
+            panic!(
+                "{} calls {target} without declaring it in its description",
+                self.service
+            )
+        })
     }
 
     /// Writes `event` to the outbox in `tx`; it is published once `tx` commits.

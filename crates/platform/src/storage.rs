@@ -31,7 +31,10 @@ static NO_MIGRATIONS: Migrator = Migrator::DEFAULT;
 
 impl Migrations {
     /// For a service that keeps nothing of its own beyond the platform's tables.
-    pub const NONE: Migrations = Migrations { sqlite: &NO_MIGRATIONS, postgres: &NO_MIGRATIONS };
+    pub const NONE: Migrations = Migrations {
+        sqlite: &NO_MIGRATIONS,
+        postgres: &NO_MIGRATIONS,
+    };
 }
 
 static PLATFORM_SQLITE: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -89,7 +92,11 @@ macro_rules! with_tx {
 
 impl Db {
     /// Opens (creating if needed) `<data_dir>/<service>.db`.
-    pub async fn open_sqlite(data_dir: &Path, service: &str, max_connections: u32) -> anyhow::Result<Self> {
+    pub async fn open_sqlite(
+        data_dir: &Path,
+        service: &str,
+        max_connections: u32,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
         let path = data_dir.join(format!("{service}.db"));
@@ -153,7 +160,10 @@ impl Db {
     /// Runs the platform's migrations, then the service's own. Each set keeps its own history
     /// table, so the two never see each other's versions.
     pub async fn migrate(&self, service: Migrations) -> anyhow::Result<()> {
-        for (set, table) in [(PLATFORM_MIGRATIONS, "_nubo_platform_migrations"), (service, "_sqlx_migrations")] {
+        for (set, table) in [
+            (PLATFORM_MIGRATIONS, "_nubo_platform_migrations"),
+            (service, "_sqlx_migrations"),
+        ] {
             let run = match self {
                 Self::Sqlite(pool) => with_table(set.sqlite, table).run(pool).await,
                 Self::Postgres(pool) => with_table(set.postgres, table).run(pool).await,

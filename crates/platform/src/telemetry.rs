@@ -60,12 +60,19 @@ fn propagator() -> &'static TraceContextPropagator {
     P.get_or_init(TraceContextPropagator::new)
 }
 
-fn tracer_provider(process: &str, otlp_endpoint: Option<&str>) -> anyhow::Result<SdkTracerProvider> {
-    let resource = opentelemetry_sdk::Resource::builder().with_service_name(process.to_owned()).build();
+fn tracer_provider(
+    process: &str,
+    otlp_endpoint: Option<&str>,
+) -> anyhow::Result<SdkTracerProvider> {
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(process.to_owned())
+        .build();
     let mut builder = SdkTracerProvider::builder().with_resource(resource);
     if otlp_endpoint.is_some() {
         // The exporter reads OTEL_EXPORTER_OTLP_* itself, as every OpenTelemetry SDK does.
-        let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .build()?;
         builder = builder.with_batch_exporter(exporter);
     }
     Ok(builder.build())
@@ -84,7 +91,10 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
         LogFormat::Auto => std::io::stderr().is_terminal(),
     };
     let output = if pretty {
-        tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr).boxed()
+        tracing_subscriber::fmt::layer()
+            .compact()
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
         tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
@@ -115,9 +125,15 @@ pub fn init_for_tests() {
             tracing_subscriber::fmt::layer()
                 .event_format(JsonLines)
                 .with_test_writer()
-                .with_filter(EnvFilter::new(std::env::var("TEST_LOG").unwrap_or_default()))
+                .with_filter(EnvFilter::new(
+                    std::env::var("TEST_LOG").unwrap_or_default(),
+                ))
         });
-        let _ = tracing_subscriber::registry().with(ServiceAndTrace).with(otel).with(output).try_init();
+        let _ = tracing_subscriber::registry()
+            .with(ServiceAndTrace)
+            .with(otel)
+            .with(output)
+            .try_init();
         // Keep the provider alive for the whole test process.
         std::mem::forget(provider);
     });
@@ -127,7 +143,9 @@ pub fn init_for_tests() {
 pub fn trace_id(span: &Span) -> Option<String> {
     let context = span.context();
     let span_context = context.span().span_context().clone();
-    span_context.is_valid().then(|| span_context.trace_id().to_string())
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
 }
 
 /// Makes `span` a child of the remote `traceparent` if there is a valid one, and records the
@@ -169,7 +187,10 @@ pub fn inject_trace_headers(headers: &mut HeaderMap) {
 pub fn current_traceparent() -> Option<String> {
     let mut headers = HeaderMap::new();
     inject_trace_headers(&mut headers);
-    headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 struct HeaderReader<'a>(&'a HeaderMap);
@@ -187,7 +208,8 @@ struct HeaderWriter<'a>(&'a mut HeaderMap);
 
 impl Injector for HeaderWriter<'_> {
     fn set(&mut self, key: &str, value: String) {
-        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), value.parse()) {
+        if let (Ok(name), Ok(value)) = (http::HeaderName::from_bytes(key.as_bytes()), value.parse())
+        {
             self.0.insert(name, value);
         }
     }
@@ -259,15 +281,36 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
 {
-    fn format_event(&self, ctx: &FmtContext<'_, S, N>, mut writer: Writer<'_>, event: &Event<'_>) -> std::fmt::Result {
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
         let mut line = Map::new();
-        line.insert("timestamp".into(), chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true).into());
+        line.insert(
+            "timestamp".into(),
+            chrono::Utc::now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+                .into(),
+        );
         line.insert("level".into(), event.metadata().level().as_str().into());
         let (tags, span_name) = ctx
             .lookup_current()
-            .map(|s| (s.extensions().get::<SpanTags>().cloned().unwrap_or_default(), Some(s.name())))
+            .map(|s| {
+                (
+                    s.extensions()
+                        .get::<SpanTags>()
+                        .cloned()
+                        .unwrap_or_default(),
+                    Some(s.name()),
+                )
+            })
             .unwrap_or_default();
-        let service = tags.service.or_else(|| PROCESS.get().cloned()).unwrap_or_default();
+        let service = tags
+            .service
+            .or_else(|| PROCESS.get().cloned())
+            .unwrap_or_default();
         line.insert("service".into(), service.into());
         if let Some(trace_id) = tags.trace_id {
             line.insert("trace_id".into(), trace_id.into());

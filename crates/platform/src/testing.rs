@@ -47,7 +47,8 @@ macro_rules! both_modes {
 }
 
 pub fn postgres_url() -> String {
-    std::env::var("NUBO_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("NUBO_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn nats_url() -> String {
@@ -63,8 +64,12 @@ pub async fn fresh_postgres_database() -> String {
     use sqlx::Executor;
     let admin = postgres_url();
     let name = format!("nubo_t_{}", uuid::Uuid::new_v4().simple());
-    let pool = sqlx::PgPool::connect(&admin).await.expect("PostgreSQL reachable for distributed tests");
-    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+    let pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("PostgreSQL reachable for distributed tests");
+    pool.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .expect("create test database");
     pool.close().await;
     match admin.rfind('/') {
         Some(slash) => format!("{}/{name}", &admin[..slash]),
@@ -78,7 +83,8 @@ struct Running {
     env: BTreeMap<String, String>,
     port: u16,
     token: CancellationToken,
-    handle: JoinHandle<anyhow::Result<()>>,
+    /// `None` once stopped.
+    handle: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// A set of services running for one test.
@@ -120,12 +126,21 @@ impl TestSystem {
         }
         tweak(&mut base);
         let bus = match &base.backing {
-            Backing::Embedded { data_dir } => {
-                Some(Bus::embedded(&data_dir.join("events.db")).await.expect("embedded bus"))
-            }
+            Backing::Embedded { data_dir } => Some(
+                Bus::embedded(&data_dir.join("events.db"))
+                    .await
+                    .expect("embedded bus"),
+            ),
             Backing::Distributed { .. } => None,
         };
-        let mut system = Self { mode, base, bus, urls: BTreeMap::new(), services: BTreeMap::new(), _dir: dir };
+        let mut system = Self {
+            mode,
+            base,
+            bus,
+            urls: BTreeMap::new(),
+            services: BTreeMap::new(),
+            _dir: dir,
+        };
         // Bind every port first, so each service knows where the others are before it starts.
         let mut bound = Vec::new();
         for desc in services {
@@ -134,7 +149,9 @@ impl TestSystem {
                 .filter(|(name, _)| desc.env.iter().any(|(declared, _, _)| declared == name))
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect();
-            let app = Application::bind(desc, system.base.clone(), own.clone()).await.expect("bind");
+            let app = Application::bind(desc, system.base.clone(), own.clone())
+                .await
+                .expect("bind");
             system.urls.insert(desc.name.to_owned(), app.local_url());
             bound.push((*desc, app, own));
         }
@@ -150,11 +167,12 @@ impl TestSystem {
     /// A new connection pool to `service`'s own database, as an operator's shell would open.
     pub async fn db(&self, service: &str) -> crate::storage::Db {
         match &self.base.backing {
-            Backing::Embedded { data_dir } => {
-                crate::storage::Db::open_sqlite(data_dir, service, 2).await.expect("open SQLite")
-            }
+            Backing::Embedded { data_dir } => crate::storage::Db::open_sqlite(data_dir, service, 2)
+                .await
+                .expect("open SQLite"),
             Backing::Distributed { database_url, .. } => {
-                crate::storage::Db::connect_postgres(database_url, service, 2).expect("PostgreSQL URL")
+                crate::storage::Db::connect_postgres(database_url, service, 2)
+                    .expect("PostgreSQL URL")
             }
         }
     }
@@ -164,7 +182,9 @@ impl TestSystem {
         match (&self.bus, &self.base.backing) {
             (Some(bus), _) => bus.clone(),
             (None, Backing::Distributed { nats_url, .. }) => {
-                Bus::nats(nats_url, &self.base.namespace).await.expect("NATS reachable")
+                Bus::nats(nats_url, &self.base.namespace)
+                    .await
+                    .expect("NATS reachable")
             }
             (None, Backing::Embedded { .. }) => unreachable!("embedded systems always have a bus"),
         }
@@ -175,16 +195,38 @@ impl TestSystem {
         &self.base
     }
 
-    fn run(&mut self, desc: &'static ServiceDescription, app: Application, settings: Settings, env: BTreeMap<String, String>) {
+    fn run(
+        &mut self,
+        desc: &'static ServiceDescription,
+        app: Application,
+        settings: Settings,
+        env: BTreeMap<String, String>,
+    ) {
         let token = CancellationToken::new();
         let port = app.port();
-        let wiring = Wiring { service_urls: self.urls.clone(), embedded_bus: self.bus.clone() };
+        let wiring = Wiring {
+            service_urls: self.urls.clone(),
+            embedded_bus: self.bus.clone(),
+        };
         let handle = tokio::spawn(app.run_until_stopped(wiring, token.clone()));
-        self.services.insert(desc.name, Running { desc, settings, env, port, token, handle });
+        self.services.insert(
+            desc.name,
+            Running {
+                desc,
+                settings,
+                env,
+                port,
+                token,
+                handle: Some(handle),
+            },
+        );
     }
 
     pub fn url(&self, service: &str) -> String {
-        self.urls.get(service).cloned().unwrap_or_else(|| panic!("{service} is not running in this test"))
+        self.urls
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| panic!("{service} is not running in this test"))
     }
 
     /// Waits until `/readyz` of `service` answers 200.
@@ -192,34 +234,39 @@ impl TestSystem {
         let url = format!("{}/readyz", self.url(service));
         let client = reqwest::Client::new();
         for _ in 0..300 {
-            if let Ok(r) = client.get(&url).send().await {
-                if r.status() == 200 {
-                    return;
-                }
+            if let Ok(r) = client.get(&url).send().await
+                && r.status() == 200
+            {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("{service} did not become ready");
     }
 
-    /// Stops `service` as SIGTERM would, and returns what its run returned.
+    /// Stops `service` as SIGTERM would, and returns what its run returned (`Ok` if it was
+    /// stopped already).
     pub async fn stop(&mut self, service: &str) -> anyhow::Result<()> {
-        let running = self.services.get(service).unwrap_or_else(|| panic!("{service} is not running"));
+        let running = self
+            .services
+            .get_mut(service)
+            .unwrap_or_else(|| panic!("{service} is not part of this test"));
         running.token.cancel();
-        let running = self.services.get_mut(service).expect("present");
-        (&mut running.handle).await.expect("service task")
+        match running.handle.take() {
+            Some(handle) => handle.await.expect("service task"),
+            None => Ok(()),
+        }
     }
 
     /// Starts `service` again on the same port with the same state, as after a crash or deploy.
     pub async fn restart(&mut self, service: &str) {
-        let running = self.services.remove(service).unwrap_or_else(|| panic!("{service} is not running"));
-        if !running.handle.is_finished() {
-            running.token.cancel();
-            let _ = running.handle.await;
-        }
+        let _ = self.stop(service).await;
+        let running = self.services.remove(service).expect("present");
         let mut settings = running.settings.clone();
         settings.http_addr = SocketAddr::from(([127, 0, 0, 1], running.port));
-        let app = Application::bind(running.desc, settings.clone(), running.env.clone()).await.expect("rebind");
+        let app = Application::bind(running.desc, settings.clone(), running.env.clone())
+            .await
+            .expect("rebind");
         self.run(running.desc, app, settings, running.env);
         self.wait_ready(service).await;
     }
@@ -249,7 +296,11 @@ impl Proxy {
         let open = Arc::new(AtomicBool::new(true));
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let cut = Arc::new(cut);
-        let proxy = Self { addr, open: open.clone(), cut: cut.clone() };
+        let proxy = Self {
+            addr,
+            open: open.clone(),
+            cut: cut.clone(),
+        };
         tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 if !open.load(Ordering::SeqCst) {
@@ -258,7 +309,9 @@ impl Proxy {
                 }
                 let mut cut_rx = cut.subscribe();
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(target).await else { return };
+                    let Ok(mut outbound) = TcpStream::connect(target).await else {
+                        return;
+                    };
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
                         _ = cut_rx.changed() => {}
@@ -279,9 +332,17 @@ impl Proxy {
             Some((user, host)) => (format!("{user}@"), host),
             None => (String::new(), authority),
         };
-        let target = tokio::net::lookup_host(host_port).await.expect("resolve").next().expect("an address");
+        let target = tokio::net::lookup_host(host_port)
+            .await
+            .expect("resolve")
+            .next()
+            .expect("an address");
         let proxy = Self::start(target).await;
-        let proxied = format!("{scheme}://{userinfo}{}{}", proxy.addr, &rest[authority_end..]);
+        let proxied = format!(
+            "{scheme}://{userinfo}{}{}",
+            proxy.addr,
+            &rest[authority_end..]
+        );
         (proxy, proxied)
     }
 

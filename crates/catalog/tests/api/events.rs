@@ -37,11 +37,21 @@ where
 }
 
 async fn consumer_lag(system: &TestSystem) -> u64 {
-    system.bus().await.pending(nubo_catalog::PRICE_HISTORY_CONSUMER).await.unwrap()
+    system
+        .bus()
+        .await
+        .pending(nubo_catalog::PRICE_HISTORY_CONSUMER)
+        .await
+        .unwrap()
 }
 
 async fn catalog_metric(system: &TestSystem, needle: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", system.url("catalog"))).await.unwrap().text().await.unwrap();
+    let text = reqwest::get(format!("{}/metrics", system.url("catalog")))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     text.lines()
         .find(|l| l.contains(needle))
         .and_then(|l| l.rsplit(' ').next())
@@ -64,15 +74,27 @@ async fn a_change_published_twice_by_a_crashed_relay_is_recorded_once(mode: Test
     assert_eq!(outbox::backlog(&db).await.unwrap(), 1);
     system.restart("catalog").await;
 
-    eventually("the relay has published the backlog again", || async { outbox::backlog(&db).await.unwrap() == 0 })
-        .await;
-    eventually("the consumer has caught up", || async { consumer_lag(&system).await == 0 }).await;
-    assert_eq!(admin.price_history(&id).await.len(), 1, "the change is recorded once");
+    eventually("the relay has published the backlog again", || async {
+        outbox::backlog(&db).await.unwrap() == 0
+    })
+    .await;
+    eventually("the consumer has caught up", || async {
+        consumer_lag(&system).await == 0
+    })
+    .await;
+    assert_eq!(
+        admin.price_history(&id).await.len(),
+        1,
+        "the change is recorded once"
+    );
 
     let response = admin.update(&id, &product("TEA-500", 350)).await;
     assert_eq!(response.status(), 200);
     let history = admin.wait_for_history(&id, 2).await;
-    let prices: Vec<i64> = history.iter().map(|p| p["amount_minor"].as_i64().unwrap()).collect();
+    let prices: Vec<i64> = history
+        .iter()
+        .map(|p| p["amount_minor"].as_i64().unwrap())
+        .collect();
     assert_eq!(prices, [300, 350]);
     system.shutdown().await;
 }
@@ -89,7 +111,12 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
     let db = system.db("catalog").await;
     let bus = system.bus().await;
     change_price(&db, id, 420).await;
-    let relay = Relay::new(db.clone(), bus.clone(), Duration::from_secs(1), Metrics::new("catalog").events_published);
+    let relay = Relay::new(
+        db.clone(),
+        bus.clone(),
+        Duration::from_secs(1),
+        Metrics::new("catalog").events_published,
+    );
     assert_eq!(relay.publish_pending().await.unwrap(), 1);
 
     // A consumer handles it, commits, and dies before its ack reaches the bus.
@@ -102,9 +129,17 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
         metrics: Metrics::new("catalog"),
     };
     let mut subscription = bus.subscribe(&runtime.spec()).await.unwrap();
-    let deliveries = subscription.fetch(10, Duration::from_secs(10)).await.unwrap();
+    let deliveries = subscription
+        .fetch(10, Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(deliveries.len(), 1);
-    assert_eq!(runtime.process(&deliveries[0].envelope, deliveries[0].attempt).await, Outcome::Handled);
+    assert_eq!(
+        runtime
+            .process(&deliveries[0].envelope, deliveries[0].attempt)
+            .await,
+        Outcome::Handled
+    );
     drop(deliveries);
     drop(subscription);
     assert_eq!(admin_history_len(&db, id).await, 2);
@@ -115,9 +150,15 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
         catalog_metric(&system, "outcome=\"duplicate\"").await >= 1.0
     })
     .await;
-    eventually("the consumer has caught up", || async { consumer_lag(&system).await == 0 }).await;
+    eventually("the consumer has caught up", || async {
+        consumer_lag(&system).await == 0
+    })
+    .await;
     let history = admin.price_history(&id.to_string()).await;
-    let prices: Vec<i64> = history.iter().map(|p| p["amount_minor"].as_i64().unwrap()).collect();
+    let prices: Vec<i64> = history
+        .iter()
+        .map(|p| p["amount_minor"].as_i64().unwrap())
+        .collect();
     assert_eq!(prices, [300, 420], "each change recorded exactly once");
     system.shutdown().await;
 }
@@ -136,11 +177,16 @@ async fn a_poison_event_is_dead_lettered_and_later_events_still_flow(mode: TestM
     };
     system.bus().await.publish(&poison).await.unwrap();
     let created = admin.create_ok(&product("TEA-700", 300)).await;
-    admin.wait_for_history(created["id"].as_str().unwrap(), 1).await;
+    admin
+        .wait_for_history(created["id"].as_str().unwrap(), 1)
+        .await;
 
     let db = system.db("catalog").await;
     eventually("the poison event is dead-lettered", || async {
-        dead_letters(&db).await.iter().any(|(event, attempts)| *event == poison.id && *attempts == 3)
+        dead_letters(&db)
+            .await
+            .iter()
+            .any(|(event, attempts)| *event == poison.id && *attempts == 3)
     })
     .await;
     assert!(catalog_metric(&system, "outcome=\"dead_lettered\"").await >= 1.0);
@@ -152,13 +198,21 @@ async fn change_price(db: &Db, id: Uuid, cents: i64) {
         serde_json::from_value(product("TEA-600", cents)).expect("valid input");
     let valid = input.validate().expect("valid product");
     let mut tx = db.begin().await.unwrap();
-    let changed = nubo_catalog::store::update(&mut tx, id, &valid).await.map_err(|e| format!("{e:?}")).unwrap();
-    outbox::enqueue(&mut tx, "catalog", &changed.changed(ProductChange::Updated)).await.unwrap();
+    let changed = nubo_catalog::store::update(&mut tx, id, &valid)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    outbox::enqueue(&mut tx, "catalog", &changed.changed(ProductChange::Updated))
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
 async fn admin_history_len(db: &Db, id: Uuid) -> usize {
-    nubo_catalog::store::price_history(db, id).await.unwrap().len()
+    nubo_catalog::store::price_history(db, id)
+        .await
+        .unwrap()
+        .len()
 }
 
 async fn dead_letters(db: &Db) -> Vec<(Uuid, i64)> {

@@ -37,7 +37,9 @@ async fn readiness_follows_the_database(mode: TestMode) {
     };
     let proxied_url = proxy.as_ref().map(|(_, url)| url.clone());
     let system = start_with(mode, move |s| {
-        if let (Backing::Distributed { database_url, .. }, Some(url)) = (&mut s.backing, &proxied_url) {
+        if let (Backing::Distributed { database_url, .. }, Some(url)) =
+            (&mut s.backing, &proxied_url)
+        {
             *database_url = url.clone();
         }
     })
@@ -61,7 +63,10 @@ async fn readiness_follows_the_database(mode: TestMode) {
     assert_eq!(body["checks"]["database"], "failing", "{body}");
     assert_eq!(body["checks"]["bus"], "ok", "{body}");
     // Liveness is not readiness: the process is fine, restarting it would not help.
-    assert_eq!(reqwest::get(format!("{url}/livez")).await.unwrap().status(), 200);
+    assert_eq!(
+        reqwest::get(format!("{url}/livez")).await.unwrap().status(),
+        200
+    );
 
     match (&proxy, &file) {
         (Some((proxy, _)), _) => proxy.restore(),

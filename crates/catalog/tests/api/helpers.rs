@@ -9,7 +9,10 @@ pub async fn start(mode: TestMode) -> TestSystem {
     start_with(mode, |_| {}).await
 }
 
-pub async fn start_with(mode: TestMode, tweak: impl Fn(&mut nubo_platform::config::Settings)) -> TestSystem {
+pub async fn start_with(
+    mode: TestMode,
+    tweak: impl Fn(&mut nubo_platform::config::Settings),
+) -> TestSystem {
     TestSystem::start_with(
         mode,
         &[&nubo_catalog::SERVICE],
@@ -39,7 +42,10 @@ pub struct Admin {
 
 impl Admin {
     pub fn of(system: &TestSystem) -> Self {
-        Self { base: system.url("catalog"), http: reqwest::Client::new() }
+        Self {
+            base: system.url("catalog"),
+            http: reqwest::Client::new(),
+        }
     }
 
     pub async fn create(&self, body: &Value) -> reqwest::Response {
@@ -69,11 +75,17 @@ impl Admin {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path}", self.base)).send().await.unwrap()
+        self.http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn price_history(&self, id: &str) -> Vec<Value> {
-        let response = self.get(&format!("/api/v1/products/{id}/price-history")).await;
+        let response = self
+            .get(&format!("/api/v1/products/{id}/price-history"))
+            .await;
         assert_eq!(response.status(), 200);
         response.json().await.unwrap()
     }
@@ -93,6 +105,9 @@ impl Admin {
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     assert_eq!(response.status(), status);
-    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
     response.json().await.unwrap()
 }

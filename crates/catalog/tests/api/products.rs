@@ -22,7 +22,10 @@ async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let created: Value = response.json().await.unwrap();
-    assert_eq!(location, format!("/api/v1/products/{}", created["id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/api/v1/products/{}", created["id"].as_str().unwrap())
+    );
     assert_eq!(created["version"], 1);
 
     let fetched: Value = admin.get(&location).await.json().await.unwrap();
@@ -30,7 +33,10 @@ async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
     let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["sku"], "TEA-100");
-    assert_eq!(list["items"][0]["price"], json!({ "amount_minor": 450, "currency": "EUR" }));
+    assert_eq!(
+        list["items"][0]["price"],
+        json!({ "amount_minor": 450, "currency": "EUR" })
+    );
     let categories: Value = admin.get("/api/v1/categories").await.json().await.unwrap();
     assert_eq!(categories, json!([{ "category": "tea", "products": 1 }]));
     system.shutdown().await;
@@ -40,22 +46,44 @@ async fn shoppers_page_through_a_category(mode: TestMode) {
     let system = start(mode).await;
     let admin = Admin::of(&system);
     for n in 0..5 {
-        admin.create_ok(&product(&format!("TEA-{n:03}"), 100 + n)).await;
+        admin
+            .create_ok(&product(&format!("TEA-{n:03}"), 100 + n))
+            .await;
     }
     let mut coffee = product("COF-001", 900);
     coffee["category"] = json!("coffee");
     admin.create_ok(&coffee).await;
 
-    let page1: Value = admin.get("/api/v1/products?category=tea&per_page=2").await.json().await.unwrap();
-    let page3: Value = admin.get("/api/v1/products?category=tea&per_page=2&page=3").await.json().await.unwrap();
+    let page1: Value = admin
+        .get("/api/v1/products?category=tea&per_page=2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let page3: Value = admin
+        .get("/api/v1/products?category=tea&per_page=2&page=3")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page1["total"], 5);
     assert_eq!(page1["items"].as_array().unwrap().len(), 2);
     assert_eq!(page3["items"].as_array().unwrap().len(), 1);
     assert_eq!(page1["items"][0]["sku"], "TEA-000");
     assert_eq!(page3["items"][0]["sku"], "TEA-004");
-    let coffee_page: Value = admin.get("/api/v1/products?category=coffee").await.json().await.unwrap();
+    let coffee_page: Value = admin
+        .get("/api/v1/products?category=coffee")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(coffee_page["total"], 1);
-    let past_the_end: Value = admin.get("/api/v1/products?page=50").await.json().await.unwrap();
+    let past_the_end: Value = admin
+        .get("/api/v1/products?page=50")
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(past_the_end["items"], json!([]));
     assert_eq!(past_the_end["total"], 6);
     system.shutdown().await;
@@ -78,7 +106,12 @@ async fn an_edit_is_seen_at_once_despite_the_cache(mode: TestMode) {
     let updated: Value = response.json().await.unwrap();
     assert_eq!(updated["version"], 2);
 
-    let fetched: Value = admin.get(&format!("/api/v1/products/{id}")).await.json().await.unwrap();
+    let fetched: Value = admin
+        .get(&format!("/api/v1/products/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(fetched["name"], "Renamed tea");
     assert_eq!(fetched["price"]["amount_minor"], 650);
     let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
@@ -93,7 +126,12 @@ async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
     bad["category"] = json!("Tea!");
     bad["price"]["currency"] = json!("euro");
     let body = assert_problem(admin.create(&bad).await, 422).await;
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, ["sku", "price", "category"]);
 
     let malformed = admin
@@ -130,9 +168,22 @@ async fn admin_routes_need_the_admin_token(mode: TestMode) {
     let system = start(mode).await;
     let admin = Admin::of(&system);
     let url = format!("{}/api/v1/admin/products", admin.base);
-    let anonymous = admin.http.post(&url).json(&product("TEA-300", 100)).send().await.unwrap();
+    let anonymous = admin
+        .http
+        .post(&url)
+        .json(&product("TEA-300", 100))
+        .send()
+        .await
+        .unwrap();
     assert_problem(anonymous, 401).await;
-    let wrong = admin.http.post(&url).bearer_auth("guess").json(&product("TEA-300", 100)).send().await.unwrap();
+    let wrong = admin
+        .http
+        .post(&url)
+        .bearer_auth("guess")
+        .json(&product("TEA-300", 100))
+        .send()
+        .await
+        .unwrap();
     assert_problem(wrong, 403).await;
     let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
     assert_eq!(list["total"], 0);
@@ -143,10 +194,14 @@ async fn a_malformed_or_unknown_id_gets_a_clear_problem(mode: TestMode) {
     let system = start(mode).await;
     let admin = Admin::of(&system);
     assert_problem(admin.get("/api/v1/products/not-a-uuid").await, 400).await;
-    let missing = admin.get("/api/v1/products/01a211dc-d363-71a9-b3b7-f1327e53f1ff").await;
+    let missing = admin
+        .get("/api/v1/products/01a211dc-d363-71a9-b3b7-f1327e53f1ff")
+        .await;
     let body = assert_problem(missing, 404).await;
     assert_eq!(body["detail"], "product not found");
-    let update = admin.update("01a211dc-d363-71a9-b3b7-f1327e53f1ff", &product("TEA-1", 1)).await;
+    let update = admin
+        .update("01a211dc-d363-71a9-b3b7-f1327e53f1ff", &product("TEA-1", 1))
+        .await;
     assert_problem(update, 404).await;
     system.shutdown().await;
 }

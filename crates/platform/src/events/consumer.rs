@@ -34,7 +34,11 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(name: impl Into<String>, subject: impl Into<String>, handler: impl Handler) -> Self {
-        Self { name: name.into(), subject: subject.into(), handler: Arc::new(handler) }
+        Self {
+            name: name.into(),
+            subject: subject.into(),
+            handler: Arc::new(handler),
+        }
     }
 }
 
@@ -98,18 +102,28 @@ impl ConsumerRuntime {
                 Ok(true) => Outcome::Handled,
                 Ok(false) => Outcome::Duplicate,
                 Err(e) if attempt >= self.max_attempts => {
-                    tracing::error!(error = format!("{e:#}"), "event failed for the last time; dead-lettering it");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "event failed for the last time; dead-lettering it"
+                    );
                     match self.dead_letter(envelope, attempt, &e).await {
                         Ok(()) => Outcome::DeadLettered,
                         Err(dl) => {
-                            tracing::error!(error = format!("{dl:#}"), "cannot dead-letter event; will retry");
+                            tracing::error!(
+                                error = format!("{dl:#}"),
+                                "cannot dead-letter event; will retry"
+                            );
                             Outcome::Retry(Duration::from_secs(30))
                         }
                     }
                 }
                 Err(e) => {
                     let delay = retry_delay(attempt);
-                    tracing::warn!(error = format!("{e:#}"), ?delay, "event handling failed; will retry");
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        ?delay,
+                        "event handling failed; will retry"
+                    );
                     Outcome::Retry(delay)
                 }
             }
@@ -118,7 +132,10 @@ impl ConsumerRuntime {
         .await;
         self.metrics
             .events_handled
-            .get_or_create(&OutcomeLabels { consumer: self.consumer.name.clone(), outcome: outcome.label() })
+            .get_or_create(&OutcomeLabels {
+                consumer: self.consumer.name.clone(),
+                outcome: outcome.label(),
+            })
             .inc();
         outcome
     }
@@ -144,7 +161,12 @@ impl ConsumerRuntime {
         Ok(true)
     }
 
-    async fn dead_letter(&self, envelope: &Envelope, attempts: u32, error: &anyhow::Error) -> anyhow::Result<()> {
+    async fn dead_letter(
+        &self,
+        envelope: &Envelope,
+        attempts: u32,
+        error: &anyhow::Error,
+    ) -> anyhow::Result<()> {
         let mut tx = self.db.begin().await?;
         let sql = "INSERT INTO nubo_dead_letters (consumer, event_id, subject, envelope, attempts, error, failed_at) \
                    VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING";
@@ -226,7 +248,9 @@ impl ConsumerRuntime {
         if let Ok(lag) = self.bus.pending(&self.consumer.name).await {
             self.metrics
                 .consumer_lag
-                .get_or_create(&ConsumerLabels { consumer: self.consumer.name.clone() })
+                .get_or_create(&ConsumerLabels {
+                    consumer: self.consumer.name.clone(),
+                })
                 .set(lag as i64);
         }
     }

@@ -37,7 +37,8 @@ pub struct Pending {
 
 /// The oldest unpublished events, in the order they were written.
 pub async fn unpublished(db: &Db, limit: i64) -> Result<Vec<Pending>, sqlx::Error> {
-    let sql = "SELECT seq, envelope FROM nubo_outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
+    let sql =
+        "SELECT seq, envelope FROM nubo_outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1";
     crate::with_db!(db, pool => sqlx::query_as::<_, Pending>(sql).bind(limit).fetch_all(pool).await)
 }
 

@@ -28,7 +28,13 @@ pub struct Relay {
 
 impl Relay {
     pub fn new(db: Db, bus: Bus, poll: Duration, published: Counter) -> Self {
-        Self { db, bus, poll, wake: Arc::new(Notify::new()), published }
+        Self {
+            db,
+            bus,
+            poll,
+            wake: Arc::new(Notify::new()),
+            published,
+        }
     }
 
     /// A handle to ring after committing an outbox write.

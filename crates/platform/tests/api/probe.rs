@@ -17,7 +17,14 @@ pub static PROBE: ServiceDescription = ServiceDescription {
     consumes: &[],
     calls: &[],
     env: &[],
-    build: |_| Box::pin(async { Ok(Parts { router: router(), ..Parts::default() }) }),
+    build: |_| {
+        Box::pin(async {
+            Ok(Parts {
+                router: router(),
+                ..Parts::default()
+            })
+        })
+    },
     seed: None,
 };
 
@@ -28,13 +35,21 @@ pub struct Greeting {
 
 fn router() -> Router {
     Router::new()
-        .route("/echo", post(|Json(g): Json<Greeting>| async move { Json(g) }))
+        .route(
+            "/echo",
+            post(|Json(g): Json<Greeting>| async move { Json(g) }),
+        )
         .route(
             "/slow/{ms}",
-            get(|axum::extract::Path(ms): axum::extract::Path<u64>| async move {
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                "done"
-            }),
+            get(
+                |axum::extract::Path(ms): axum::extract::Path<u64>| async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    "done"
+                },
+            ),
         )
-        .route("/panic", get(|| async { panic!("a bug in a handler") as &'static str }))
+        .route(
+            "/panic",
+            get(|| async { panic!("a bug in a handler") as &'static str }),
+        )
 }

@@ -11,7 +11,10 @@ use crate::probe::PROBE;
 
 async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
     let status = response.status();
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_owned();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(content_type, "application/problem+json", "status {status}");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], status.as_u16());
@@ -35,18 +38,45 @@ async fn malformed_json_gets_a_400_problem(mode: TestMode) {
     let system = TestSystem::start(mode, &[&PROBE]).await;
     let client = reqwest::Client::new();
     let url = format!("{}/echo", system.url("probe"));
-    let response = client.post(&url).header("content-type", "application/json").body("{\"name\": ").send().await.unwrap();
+    let response = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .body("{\"name\": ")
+        .send()
+        .await
+        .unwrap();
     let (status, body) = problem(response).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["detail"].as_str().unwrap().contains("not valid JSON"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("not valid JSON"),
+        "{body}"
+    );
 
-    let wrong_shape = client.post(&url).json(&serde_json::json!({"nom": "x"})).send().await.unwrap();
-    assert_eq!(problem(wrong_shape).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    let wrong_shape = client
+        .post(&url)
+        .json(&serde_json::json!({"nom": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(wrong_shape).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
 
-    let no_type = client.post(&url).body("{\"name\":\"x\"}").send().await.unwrap();
+    let no_type = client
+        .post(&url)
+        .body("{\"name\":\"x\"}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(problem(no_type).await.0, StatusCode::UNSUPPORTED_MEDIA_TYPE);
 
-    let fine = client.post(&url).json(&serde_json::json!({"name": "ada"})).send().await.unwrap();
+    let fine = client
+        .post(&url)
+        .json(&serde_json::json!({"name": "ada"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(fine.status(), StatusCode::OK);
     system.shutdown().await;
 }
@@ -62,30 +92,55 @@ async fn an_oversized_body_gets_a_413_problem(mode: TestMode) {
         .unwrap();
     let (status, body) = problem(response).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert!(body["detail"].as_str().unwrap().contains("larger"), "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("larger"),
+        "{body}"
+    );
     system.shutdown().await;
 }
 
 async fn an_unknown_route_and_a_wrong_method_get_problems(mode: TestMode) {
     let system = TestSystem::start(mode, &[&PROBE]).await;
     let client = reqwest::Client::new();
-    let unknown = client.get(format!("{}/no/such/thing", system.url("probe"))).send().await.unwrap();
+    let unknown = client
+        .get(format!("{}/no/such/thing", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = problem(unknown).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body["detail"].as_str().unwrap().contains("/no/such/thing"));
-    let wrong_method = client.delete(format!("{}/echo", system.url("probe"))).send().await.unwrap();
-    assert_eq!(problem(wrong_method).await.0, StatusCode::METHOD_NOT_ALLOWED);
+    let wrong_method = client
+        .delete(format!("{}/echo", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        problem(wrong_method).await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     system.shutdown().await;
 }
 
 async fn a_panicking_handler_answers_500_and_the_service_lives_on(mode: TestMode) {
     let system = TestSystem::start(mode, &[&PROBE]).await;
     let client = reqwest::Client::new();
-    let response = client.get(format!("{}/panic", system.url("probe"))).send().await.unwrap();
+    let response = client
+        .get(format!("{}/panic", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
     let (status, body) = problem(response).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(!body.to_string().contains("a bug in a handler"), "the cause must not leak: {body}");
-    let after = client.get(format!("{}/slow/1", system.url("probe"))).send().await.unwrap();
+    assert!(
+        !body.to_string().contains("a bug in a handler"),
+        "the cause must not leak: {body}"
+    );
+    let after = client
+        .get(format!("{}/slow/1", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), StatusCode::OK);
     system.shutdown().await;
 }
@@ -101,7 +156,11 @@ async fn requests_past_the_concurrency_limit_are_shed_with_retry_after(mode: Tes
     // Wait until the slow request holds the only slot.
     let mut shed = None;
     for _ in 0..100 {
-        let response = client.get(format!("{}/slow/1", system.url("probe"))).send().await.unwrap();
+        let response = client
+            .get(format!("{}/slow/1", system.url("probe")))
+            .send()
+            .await
+            .unwrap();
         if response.status() == StatusCode::SERVICE_UNAVAILABLE {
             shed = Some(response);
             break;
@@ -111,21 +170,42 @@ async fn requests_past_the_concurrency_limit_are_shed_with_retry_after(mode: Tes
     let shed = shed.expect("a request beyond the limit is shed");
     assert_eq!(shed.headers()["retry-after"], "1");
     let (_, body) = problem(shed).await;
-    assert!(body["type"].as_str().unwrap().ends_with("/overloaded"), "{body}");
-    assert_eq!(busy.await.unwrap(), StatusCode::OK, "the request in the slot is served");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/overloaded"),
+        "{body}"
+    );
+    assert_eq!(
+        busy.await.unwrap(),
+        StatusCode::OK,
+        "the request in the slot is served"
+    );
     // Probes bypass the limit, so a busy service is not restarted for being busy.
-    let ready = client.get(format!("{}/livez", system.url("probe"))).send().await.unwrap();
+    let ready = client
+        .get(format!("{}/livez", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
     system.shutdown().await;
 }
 
 async fn a_handler_past_its_deadline_is_answered_503(mode: TestMode) {
-    let system =
-        TestSystem::start_with(mode, &[&PROBE], |s| s.request_timeout = Duration::from_millis(200), &[]).await;
-    let response = reqwest::get(format!("{}/slow/3000", system.url("probe"))).await.unwrap();
+    let system = TestSystem::start_with(
+        mode,
+        &[&PROBE],
+        |s| s.request_timeout = Duration::from_millis(200),
+        &[],
+    )
+    .await;
+    let response = reqwest::get(format!("{}/slow/3000", system.url("probe")))
+        .await
+        .unwrap();
     let (status, body) = problem(response).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert!(body["type"].as_str().unwrap().ends_with("/timeout"), "{body}");
+    assert!(
+        body["type"].as_str().unwrap().ends_with("/timeout"),
+        "{body}"
+    );
     system.shutdown().await;
 }
 
@@ -147,8 +227,15 @@ async fn a_request_in_flight_at_shutdown_completes(mode: TestMode) {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // While draining, no new connection is accepted.
-    let refused = reqwest::Client::new().get(format!("{base}/livez")).timeout(Duration::from_secs(2)).send().await;
-    assert!(refused.is_err(), "a draining service takes no new connections");
+    let refused = reqwest::Client::new()
+        .get(format!("{base}/livez"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a draining service takes no new connections"
+    );
     let (status, text) = in_flight.await.unwrap();
     assert_eq!((status, text.as_str()), (StatusCode::OK, "done"));
     let (_system, stopped) = stopping.await.unwrap();
@@ -159,20 +246,49 @@ async fn metrics_count_requests_by_route_and_status(mode: TestMode) {
     let system = TestSystem::start(mode, &[&PROBE]).await;
     let client = reqwest::Client::new();
     for _ in 0..3 {
-        client.get(format!("{}/slow/1", system.url("probe"))).send().await.unwrap();
+        client
+            .get(format!("{}/slow/1", system.url("probe")))
+            .send()
+            .await
+            .unwrap();
     }
-    client.get(format!("{}/nowhere", system.url("probe"))).send().await.unwrap();
-    let text = client.get(format!("{}/metrics", system.url("probe"))).send().await.unwrap().text().await.unwrap();
+    client
+        .get(format!("{}/nowhere", system.url("probe")))
+        .send()
+        .await
+        .unwrap();
+    let text = client
+        .get(format!("{}/metrics", system.url("probe")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let count = |needle: &str| {
         text.lines()
             .find(|l| l.starts_with("nubo_http_requests_total{") && l.contains(needle))
             .and_then(|l| l.rsplit(' ').next())
             .map(|v| v.parse::<f64>().unwrap())
     };
-    assert_eq!(count("route=\"/slow/{ms}\",status=\"200\""), Some(3.0), "{text}");
-    assert_eq!(count("route=\"unmatched\",status=\"404\""), Some(1.0), "{text}");
-    assert!(text.contains("nubo_http_requests_in_flight{service=\"probe\"} 0"), "{text}");
-    assert!(text.contains("nubo_http_request_duration_seconds_bucket"), "{text}");
+    assert_eq!(
+        count("route=\"/slow/{ms}\",status=\"200\""),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        count("route=\"unmatched\",status=\"404\""),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        text.contains("nubo_http_requests_in_flight{service=\"probe\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("nubo_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     system.shutdown().await;
 }
 
@@ -188,7 +304,9 @@ async fn a_callers_trace_id_comes_back_in_the_response(mode: TestMode) {
         .unwrap();
     assert_eq!(response.headers()["x-trace-id"], trace_id);
     assert_eq!(response.headers()["x-request-id"], "req-42");
-    let fresh = reqwest::get(format!("{}/slow/1", system.url("probe"))).await.unwrap();
+    let fresh = reqwest::get(format!("{}/slow/1", system.url("probe")))
+        .await
+        .unwrap();
     let fresh_id = fresh.headers()["x-trace-id"].to_str().unwrap();
     assert_eq!(fresh_id.len(), 32);
     assert_ne!(fresh_id, trace_id);

@@ -1,0 +1,234 @@
+//! The `nubo` command as a newcomer and an operator use it: the real binary, started as a
+//! process, stopped with signals.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+fn nubo() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_nubo"));
+    // Start from a clean slate: none of the developer's NUBO_ settings leak into these tests.
+    for (name, _) in std::env::vars() {
+        if name.starts_with("NUBO_") {
+            command.env_remove(name);
+        }
+    }
+    command.env("NUBO_LOG_FORMAT", "json");
+    command
+}
+
+fn run_to_end(mut command: Command) -> Output {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let child = command.spawn().expect("nubo starts");
+    child.wait_with_output().expect("nubo ends")
+}
+
+/// A port free now, for a server the test starts.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_ready(url: &str, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("nubo exited early: {status}");
+        }
+        if reqwest::blocking::get(format!("{url}/readyz"))
+            .map(|r| r.status() == 200)
+            .unwrap_or(false)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{url} never became ready");
+}
+
+fn terminate(child: &mut Child) -> std::process::ExitStatus {
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    panic!("nubo did not stop within 30 s of SIGTERM");
+}
+
+#[test]
+fn a_bad_variable_stops_start_up_with_a_message_naming_it() {
+    let mut command = nubo();
+    command
+        .args(["serve", "catalog"])
+        .env("NUBO_MODE", "embedded")
+        .env("NUBO_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .env("NUBO_REQUEST_TIMEOUT_MS", "soon")
+        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    let output = run_to_end(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NUBO_REQUEST_TIMEOUT_MS"), "{stderr}");
+    assert!(stderr.contains("\"soon\""), "{stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "no port was opened: {stderr}"
+    );
+}
+
+#[test]
+fn a_misspelt_variable_is_refused_with_a_suggestion() {
+    let mut command = nubo();
+    command
+        .args(["up", "--port", &free_port().to_string()])
+        .env("NUBO_REQUST_TIMEOUT_MS", "100");
+    let output = run_to_end(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NUBO_REQUST_TIMEOUT_MS"), "{stderr}");
+    assert!(
+        stderr.contains("did you mean NUBO_REQUEST_TIMEOUT_MS"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn distributed_mode_without_its_servers_names_what_is_missing() {
+    let mut command = nubo();
+    command.args(["serve", "gateway"]);
+    let output = run_to_end(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in ["NUBO_DATABASE_URL", "NUBO_NATS_URL", "NUBO_REDIS_URL"] {
+        assert!(stderr.contains(name), "{stderr}");
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["up", "--help"],
+        vec!["serve", "--help"],
+        vec!["migrate", "--help"],
+    ] {
+        let mut command = nubo();
+        command.args(&args);
+        let output = run_to_end(command);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage:"),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn nubo_up_serves_the_seeded_shop_and_stops_cleanly_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    // The gateway's port; catalog takes the one two above it.
+    let port = free_port();
+    let mut child = nubo()
+        .args(["up", "--port", &port.to_string(), "--data-dir"])
+        .arg(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gateway = format!("http://127.0.0.1:{port}");
+    wait_ready(&gateway, &mut child);
+    wait_ready(&format!("http://127.0.0.1:{}", port + 2), &mut child);
+    let page: Value = reqwest::blocking::get(format!("{gateway}/api/v1/products?per_page=100"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(page["total"].as_i64().unwrap() >= 60, "{page}");
+    let categories: Value = reqwest::blocking::get(format!("{gateway}/api/v1/categories"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(categories.as_array().unwrap().len() >= 5, "{categories}");
+
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(
+        stdout.contains(&format!("Open http://127.0.0.1:{port}/")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("admin token"), "{stdout}");
+    assert!(data.path().join("catalog.db").exists());
+}
+
+#[test]
+#[ignore = "needs PostgreSQL, NATS and Redis: run by .ci/run"]
+fn nubo_serve_runs_a_service_against_real_servers_and_stops_cleanly_on_sigterm() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database_url = runtime.block_on(nubo_platform::testing::fresh_postgres_database());
+    let namespace = format!("cli{}", std::process::id());
+    let migrate = run_to_end({
+        let mut c = nubo();
+        c.args(["migrate", "catalog"])
+            .env("NUBO_DATABASE_URL", &database_url);
+        c
+    });
+    assert!(
+        migrate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrate.stderr)
+    );
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("catalog: migrated (postgres)"));
+
+    let port = free_port();
+    let mut child = nubo()
+        .args(["serve", "catalog"])
+        .env("NUBO_DATABASE_URL", &database_url)
+        .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
+        .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
+        .env("NUBO_NAMESPACE", &namespace)
+        .env("NUBO_SEED_DEMO_DATA", "true")
+        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url, &mut child);
+    let page: Value = reqwest::blocking::get(format!("{url}/api/v1/products"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(page["total"], 60);
+    let status = terminate(&mut child);
+    assert!(status.success(), "{status}");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let lines: Vec<Value> = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "logs are JSON lines: {stderr}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["service"].is_string() && l["timestamp"].is_string()),
+        "{stderr}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "stopped" && l["service"] == "catalog"),
+        "{stderr}"
+    );
+}
