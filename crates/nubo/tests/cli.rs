@@ -232,3 +232,167 @@ fn nubo_serve_runs_a_service_against_real_servers_and_stops_cleanly_on_sigterm()
         "{stderr}"
     );
 }
+
+/// An OTLP/HTTP collector on loopback that keeps every trace export it receives.
+fn start_collector() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let keep = received.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/v1/traces",
+                axum::routing::post(move |body: axum::body::Bytes| {
+                    let keep = keep.clone();
+                    async move {
+                        keep.lock().unwrap().push(body.to_vec());
+                        (
+                            [("content-type", "application/x-protobuf")],
+                            Vec::<u8>::new(),
+                        )
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (port, received)
+}
+
+#[test]
+fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
+    let (collector, received) = start_collector();
+    let data = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = nubo()
+        .args(["serve", "catalog"])
+        .env("NUBO_MODE", "embedded")
+        .env("NUBO_DATA_DIR", data.path())
+        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{collector}"),
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    wait_ready(&url, &mut child);
+    let trace_id = "5b8efff798038103d269b633813fc60c";
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{url}/api/v1/products"))
+        .header("traceparent", format!("00-{trace_id}-eee19b7ec3c1b174-01"))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    // Spans still buffered are flushed on the way out.
+    assert!(terminate(&mut child).success());
+    let exports = received.lock().unwrap().concat();
+    let raw_trace_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    assert!(!exports.is_empty(), "the collector received no traces");
+    assert!(
+        exports.windows(16).any(|w| w == raw_trace_id.as_slice()),
+        "the caller's trace was not exported"
+    );
+    assert!(
+        exports.windows(7).any(|w| w == b"catalog"),
+        "spans name their service"
+    );
+}
+
+/// The PIDs of `parent`'s children (Linux): each thread lists the children it spawned.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+fn command_line(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+        .unwrap_or_default()
+}
+
+#[test]
+#[ignore = "needs PostgreSQL, NATS and Redis: run by .ci/run"]
+fn nubo_up_distributed_restarts_a_crashed_service_and_stops_everything_on_sigterm() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database_url = runtime.block_on(nubo_platform::testing::fresh_postgres_database());
+    let port = free_port();
+    let mut parent = nubo()
+        .args(["up", "--distributed", "--port", &port.to_string()])
+        .env("NUBO_DATABASE_URL", &database_url)
+        .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
+        .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
+        .env("NUBO_NAMESPACE", format!("up{}", std::process::id()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let gateway = format!("http://127.0.0.1:{port}");
+    let catalog = format!("http://127.0.0.1:{}", port + 2);
+    wait_ready(&gateway, &mut parent);
+    wait_ready(&catalog, &mut parent);
+    let page: Value = reqwest::blocking::get(format!("{gateway}/api/v1/products"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(page["total"], 60);
+
+    let children = children_of(parent.id());
+    assert_eq!(children.len(), 2, "one process per service");
+    let crashed = *children
+        .iter()
+        .find(|pid| command_line(**pid).contains("serve catalog"))
+        .unwrap();
+    kill(Pid::from_raw(crashed as i32), Signal::SIGKILL).unwrap();
+    // It comes back, as a new process, with its data intact.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let replaced = children_of(parent.id())
+            .iter()
+            .any(|pid| *pid != crashed && command_line(*pid).contains("serve catalog"));
+        if replaced
+            && reqwest::blocking::get(format!("{catalog}/readyz"))
+                .map(|r| r.status() == 200)
+                .unwrap_or(false)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "catalog was not restarted");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let page: Value = reqwest::blocking::get(format!("{gateway}/api/v1/products"))
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(
+        page["total"], 60,
+        "seeding an already seeded store adds nothing"
+    );
+
+    let children = children_of(parent.id());
+    assert!(terminate(&mut parent).success());
+    for pid in children {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} outlived nubo"
+        );
+    }
+}
