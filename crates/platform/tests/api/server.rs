@@ -22,6 +22,23 @@ async fn problem(response: reqwest::Response) -> (StatusCode, Value) {
     (status, body)
 }
 
+/// Waits until the service is handling `n` requests (scrapes are not counted as in flight).
+async fn wait_until_in_flight(base: &str, n: u32) {
+    let needle = format!("nubo_http_requests_in_flight{{service=\"probe\"}} {n}");
+    loop {
+        let text = reqwest::get(format!("{base}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(&needle) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 both_modes!(
     malformed_json_gets_a_400_problem,
     an_oversized_body_gets_a_413_problem,
@@ -148,14 +165,15 @@ async fn a_panicking_handler_answers_500_and_the_service_lives_on(mode: TestMode
 async fn requests_past_the_concurrency_limit_are_shed_with_retry_after(mode: TestMode) {
     let system = TestSystem::start_with(mode, &[&PROBE], |s| s.concurrency_limit = 1, &[]).await;
     let client = reqwest::Client::new();
-    let slow_url = format!("{}/slow/1500", system.url("probe"));
+    let slow_url = format!("{}/slow/3000", system.url("probe"));
     let busy = tokio::spawn({
         let client = client.clone();
         async move { client.get(slow_url).send().await.unwrap().status() }
     });
-    // Wait until the slow request holds the only slot.
+    wait_until_in_flight(&system.url("probe"), 1).await;
+    // The slow request holds the only slot, so the next one is shed.
     let mut shed = None;
-    for _ in 0..100 {
+    while !busy.is_finished() {
         let response = client
             .get(format!("{}/slow/1", system.url("probe")))
             .send()
@@ -213,13 +231,13 @@ async fn a_request_in_flight_at_shutdown_completes(mode: TestMode) {
     let mut system = TestSystem::start(mode, &[&PROBE]).await;
     let base = system.url("probe");
     let in_flight = tokio::spawn({
-        let url = format!("{base}/slow/1000");
+        let url = format!("{base}/slow/2000");
         async move {
             let response = reqwest::get(url).await.unwrap();
             (response.status(), response.text().await.unwrap())
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until_in_flight(&base, 1).await;
     // What SIGTERM does: cancel the service's token.
     let stopping = tokio::spawn(async move {
         let stopped = system.stop("probe").await;
