@@ -14,7 +14,7 @@ use nubo_contracts::catalog::ProductChanged;
 use nubo_platform::events::Event;
 use nubo_platform::events::consumer::Consumer;
 use nubo_platform::storage::Migrations;
-use nubo_platform::{Context, Parts, ServiceDescription, sqlx};
+use nubo_platform::{Consumes, Context, Parts, ServiceDescription, sqlx};
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
@@ -27,7 +27,10 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         postgres: &POSTGRES,
     },
     publishes: &[ProductChanged::SUBJECT],
-    consumes: &[ProductChanged::SUBJECT],
+    consumes: &[Consumes {
+        durable: PRICE_HISTORY_CONSUMER,
+        subject: ProductChanged::SUBJECT,
+    }],
     calls: &[],
     env: &[],
     build: |ctx| Box::pin(build(ctx)),

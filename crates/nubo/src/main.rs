@@ -5,6 +5,7 @@
 
 mod distributed;
 mod embedded;
+mod manifests;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -44,6 +45,15 @@ enum Command {
     },
     /// Describe every service as JSON: port, events, calls, environment.
     Services,
+    /// Write the Kubernetes manifests under deploy/kubernetes from the service descriptions.
+    Manifests {
+        /// Where to write them.
+        #[arg(long, default_value = "deploy/kubernetes")]
+        dir: PathBuf,
+        /// Compare with what is there instead of writing; fail if anything differs.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(clap::Args, Default)]
@@ -98,6 +108,7 @@ fn main() -> ExitCode {
             Command::Up(args) => embedded::up(args).await,
             Command::Serve { service: name } => nubo_platform::cli::serve(service(&name)).await,
             Command::Migrate { services } => migrate(services).await,
+            Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
                 Ok(())
@@ -164,7 +175,9 @@ fn describe() -> serde_json::Value {
                 "port": s.default_port,
                 "url_variable": s.url_variable(),
                 "publishes": s.publishes,
-                "consumes": s.consumes,
+                "consumes": s.consumes.iter().map(|c| serde_json::json!({
+                    "durable": c.durable, "subject": c.subject,
+                })).collect::<Vec<_>>(),
                 "calls": s.calls,
                 "env": s.env.iter().map(|(name, meaning, default)| serde_json::json!({
                     "name": name, "meaning": meaning, "default": default,

@@ -151,9 +151,11 @@ impl Application {
                 return Err(e.context(format!("{} failed to start", desc.name)));
             }
         };
+        // One deadline for the whole stop, counted from the moment it was asked for.
+        let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
         let served = server.await.context("server task failed")?;
-        // Background work gets what is left of the deadline.
-        let drained = tokio::time::timeout(settings.shutdown_timeout, async {
+        // Background work gets what is left of it.
+        let drained = tokio::time::timeout_at(deadline, async {
             while background.join_next().await.is_some() {}
         })
         .await;
@@ -238,7 +240,11 @@ async fn start(
                 return Ok(None);
             };
             let ns = settings.namespace.as_str();
-            let Some(bus) = keep_trying("NATS", token, || Bus::nats(nats_url, ns)).await else {
+            let Some(bus) = keep_trying("NATS", token, || {
+                Bus::nats_with_replicas(nats_url, ns, settings.nats_replicas)
+            })
+            .await
+            else {
                 return Ok(None);
             };
             let Some(cache) = keep_trying("Redis", token, || Cache::redis(redis_url, ns)).await
@@ -274,6 +280,19 @@ async fn start(
         relay: relay.waker(),
     };
     let parts = (desc.build)(ctx.clone()).await?;
+    for consumer in &parts.consumers {
+        let declared = desc
+            .consumes
+            .iter()
+            .any(|c| c.durable == consumer.name && c.subject == consumer.subject);
+        anyhow::ensure!(
+            declared,
+            "{} runs consumer {} of {} without declaring it in its description's `consumes`",
+            desc.name,
+            consumer.name,
+            consumer.subject
+        );
+    }
     if settings.seed_demo_data
         && let Some(seed) = desc.seed
     {

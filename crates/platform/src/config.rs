@@ -17,6 +17,7 @@ pub const DATA_DIR: &str = "NUBO_DATA_DIR";
 pub const DATABASE_URL: &str = "NUBO_DATABASE_URL";
 pub const DB_MAX_CONNECTIONS: &str = "NUBO_DB_MAX_CONNECTIONS";
 pub const NATS_URL: &str = "NUBO_NATS_URL";
+pub const NATS_REPLICAS: &str = "NUBO_NATS_REPLICAS";
 pub const REDIS_URL: &str = "NUBO_REDIS_URL";
 pub const NAMESPACE: &str = "NUBO_NAMESPACE";
 pub const LOG: &str = "NUBO_LOG";
@@ -95,6 +96,11 @@ pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
         NATS_URL,
         "distributed mode: NATS server with JetStream",
         "required when distributed",
+    ),
+    (
+        NATS_REPLICAS,
+        "copies JetStream keeps of every event when nubo creates the stream (3 in a 3-node cluster)",
+        "1",
     ),
     (
         REDIS_URL,
@@ -370,6 +376,7 @@ pub struct Settings {
     pub backing: Backing,
     pub http_addr: SocketAddr,
     pub namespace: String,
+    pub nats_replicas: usize,
     pub db_max_connections: u32,
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -445,6 +452,7 @@ impl Settings {
             backing,
             http_addr: env.get(HTTP_ADDR, default_addr),
             namespace,
+            nats_replicas: env.bounded(NATS_REPLICAS, 1, 5) as usize,
             db_max_connections: env.bounded(DB_MAX_CONNECTIONS, 10, 1000) as u32,
             log_filter: env.get(LOG, "info".to_owned()),
             log_format: env.get(LOG_FORMAT, LogFormat::Auto),

@@ -24,7 +24,7 @@ pub mod testing;
 
 pub use app::{Application, Wiring};
 pub use error::{ApiError, OrNotFound, Problem};
-pub use service::{Context, Parts, ServiceDescription, Task};
+pub use service::{Consumes, Context, Parts, ServiceDescription, Task};
 pub use storage::{Db, Migrations, Tx};
 
 /// Re-exported so service crates use the platform's versions.

@@ -34,8 +34,8 @@ pub struct ServiceDescription {
     pub migrations: Migrations,
     /// Subjects of the events it writes to its outbox.
     pub publishes: &'static [&'static str],
-    /// Subjects it subscribes to.
-    pub consumes: &'static [&'static str],
+    /// Its durable subscriptions: consumer name and subject.
+    pub consumes: &'static [Consumes],
     /// Services it calls over HTTP.
     pub calls: &'static [&'static str],
     /// Its own environment variables: name, meaning, default.
@@ -43,6 +43,14 @@ pub struct ServiceDescription {
     pub build: BuildFn,
     /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
     pub seed: Option<SeedFn>,
+}
+
+/// One durable subscription a service declares: what KEDA scales on and what manifests allow.
+#[derive(Clone, Copy, Debug)]
+pub struct Consumes {
+    /// The durable consumer's name, unique in the shop: `<service>-<purpose>`.
+    pub durable: &'static str,
+    pub subject: &'static str,
 }
 
 impl ServiceDescription {

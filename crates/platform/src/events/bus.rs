@@ -169,6 +169,17 @@ impl Bus {
         Ok(Bus::Nats(NatsBus::connect(url, namespace).await?))
     }
 
+    /// Like [`Bus::nats`], creating the stream (if it does not exist yet) with `replicas` copies.
+    pub async fn nats_with_replicas(
+        url: &str,
+        namespace: &str,
+        replicas: usize,
+    ) -> Result<Bus, BusError> {
+        Ok(Bus::Nats(
+            NatsBus::connect_with_replicas(url, namespace, replicas).await?,
+        ))
+    }
+
     /// Publishes durably: returns Ok only once the bus has stored the event. De-duplicated on
     /// `envelope.id`: publishing the same envelope twice stores and delivers it once.
     pub async fn publish(&self, envelope: &Envelope) -> Result<(), BusError> {

@@ -44,6 +44,16 @@ struct Inner {
 
 impl NatsBus {
     pub async fn connect(url: &str, namespace: &str) -> Result<Self, BusError> {
+        Self::connect_with_replicas(url, namespace, 1).await
+    }
+
+    /// Like [`NatsBus::connect`]; a stream created now keeps `replicas` copies of every event
+    /// (3 in a three-node NATS cluster). An existing stream keeps the replicas it has.
+    pub async fn connect_with_replicas(
+        url: &str,
+        namespace: &str,
+        replicas: usize,
+    ) -> Result<Self, BusError> {
         if namespace.is_empty()
             || !namespace
                 .chars()
@@ -68,6 +78,7 @@ impl NatsBus {
                 subjects: vec![format!("{namespace}.>")],
                 storage: StorageType::File,
                 duplicate_window: DUPLICATE_WINDOW,
+                num_replicas: replicas.max(1),
                 ..Default::default()
             })
             .await

@@ -1,0 +1,281 @@
+//! The servers nubo stands on, as manifests: PostgreSQL (a CloudNativePG `Cluster`), NATS with
+//! JetStream (three clustered replicas), Redis (a cache, nothing persisted), and the KEDA scalers
+//! of services that scale on their consumers' lag.
+
+use nubo_platform::ServiceDescription;
+use serde_json::{Value, json};
+
+use super::deployment_of;
+
+fn labels(name: &str) -> Value {
+    json!({ "app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "nubo" })
+}
+
+fn restricted(user: u32) -> Value {
+    json!({
+        "runAsNonRoot": true,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "fsGroup": user,
+        "seccompProfile": { "type": "RuntimeDefault" },
+    })
+}
+
+fn container_security() -> Value {
+    json!({
+        "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true,
+        "capabilities": { "drop": ["ALL"] },
+    })
+}
+
+/// One PostgreSQL cluster; each service uses its own schema in database `nubo`. The operator
+/// writes secret `nubo-db-app`, whose `uri` the services read as `NUBO_DATABASE_URL`.
+pub fn postgres() -> Vec<Value> {
+    vec![json!({
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": { "name": "nubo-db", "labels": labels("postgres") },
+        "spec": {
+            "instances": 1,
+            "imageName": "ghcr.io/cloudnative-pg/postgresql:16.4",
+            "bootstrap": { "initdb": { "database": "nubo", "owner": "nubo" } },
+            "postgresql": { "parameters": { "max_connections": "200" } },
+            "storage": { "size": "2Gi" },
+            "resources": {
+                "requests": { "cpu": "250m", "memory": "256Mi" },
+                "limits": { "memory": "512Mi" },
+            },
+        },
+    })]
+}
+
+const NATS_CONF: &str = "port: 4222
+http_port: 8222
+server_name: $POD_NAME
+lame_duck_duration: 20s
+jetstream {
+  store_dir: /data/jetstream
+  max_memory_store: 64MB
+  max_file_store: 2GB
+}
+cluster {
+  name: nubo
+  port: 6222
+  routes: [
+    nats://nats-0.nats-headless:6222
+    nats://nats-1.nats-headless:6222
+    nats://nats-2.nats-headless:6222
+  ]
+}
+";
+
+/// NATS with JetStream, three servers in one cluster so the stream keeps three copies
+/// (`NUBO_NATS_REPLICAS=3`) and survives losing one.
+pub fn nats() -> Vec<Value> {
+    let ports = json!([
+        { "name": "client", "port": 4222, "targetPort": "client" },
+        { "name": "cluster", "port": 6222, "targetPort": "cluster" },
+        { "name": "monitor", "port": 8222, "targetPort": "monitor" },
+    ]);
+    vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "nats-config", "labels": labels("nats") },
+            "data": { "nats.conf": NATS_CONF },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": "nats-headless", "labels": labels("nats") },
+            "spec": {
+                "clusterIP": "None",
+                "publishNotReadyAddresses": true,
+                "selector": { "app.kubernetes.io/name": "nats" },
+                "ports": ports,
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": "nats", "labels": labels("nats") },
+            "spec": {
+                "selector": { "app.kubernetes.io/name": "nats" },
+                "ports": [
+                    { "name": "client", "port": 4222, "targetPort": "client", "appProtocol": "tcp" },
+                    { "name": "monitor", "port": 8222, "targetPort": "monitor" },
+                ],
+            },
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "StatefulSet",
+            "metadata": { "name": "nats", "labels": labels("nats") },
+            "spec": {
+                "serviceName": "nats-headless",
+                "replicas": 3,
+                "podManagementPolicy": "Parallel",
+                "selector": { "matchLabels": { "app.kubernetes.io/name": "nats" } },
+                "template": {
+                    "metadata": {
+                        "labels": labels("nats"),
+                        "annotations": { "prometheus.io/scrape": "false" },
+                    },
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "terminationGracePeriodSeconds": 60,
+                        "securityContext": restricted(1000),
+                        "containers": [{
+                            "name": "nats",
+                            "image": "nats:2.10.22-alpine",
+                            "args": ["--config", "/etc/nats/nats.conf"],
+                            "env": [{ "name": "POD_NAME", "valueFrom": { "fieldRef": { "fieldPath": "metadata.name" } } }],
+                            "ports": [
+                                { "name": "client", "containerPort": 4222 },
+                                { "name": "cluster", "containerPort": 6222 },
+                                { "name": "monitor", "containerPort": 8222 },
+                            ],
+                            "startupProbe": { "httpGet": { "path": "/healthz", "port": "monitor" }, "periodSeconds": 5, "failureThreshold": 60 },
+                            "livenessProbe": { "httpGet": { "path": "/healthz?js-enabled-only=true", "port": "monitor" }, "periodSeconds": 30 },
+                            "readinessProbe": { "httpGet": { "path": "/healthz?js-server-only=true", "port": "monitor" }, "periodSeconds": 10 },
+                            "resources": {
+                                "requests": { "cpu": "100m", "memory": "128Mi" },
+                                "limits": { "memory": "512Mi" },
+                            },
+                            "securityContext": container_security(),
+                            "volumeMounts": [
+                                { "name": "config", "mountPath": "/etc/nats" },
+                                { "name": "data", "mountPath": "/data" },
+                            ],
+                        }],
+                        "volumes": [{ "name": "config", "configMap": { "name": "nats-config" } }],
+                    },
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "data" },
+                    "spec": { "accessModes": ["ReadWriteOnce"], "resources": { "requests": { "storage": "2Gi" } } },
+                }],
+            },
+        }),
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": { "name": "nats", "labels": labels("nats") },
+            "spec": { "maxUnavailable": 1, "selector": { "matchLabels": { "app.kubernetes.io/name": "nats" } } },
+        }),
+    ]
+}
+
+/// Redis as a cache: bounded memory, least-recently-used eviction, nothing written to disk, so
+/// losing the pod loses nothing but warm entries.
+pub fn redis() -> Vec<Value> {
+    vec![
+        // A file, not arguments: `no` as a bare YAML word reads as false in YAML 1.1 tools.
+        json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "redis-config", "labels": labels("redis") },
+            "data": { "redis.conf": "save \"\"\nappendonly no\nmaxmemory 96mb\nmaxmemory-policy allkeys-lru\n" },
+        }),
+        json!({
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": { "name": "redis", "labels": labels("redis") },
+            "spec": {
+                "replicas": 1,
+                "selector": { "matchLabels": { "app.kubernetes.io/name": "redis" } },
+                "template": {
+                    "metadata": { "labels": labels("redis") },
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "securityContext": restricted(999),
+                        "containers": [{
+                            "name": "redis",
+                            "image": "redis:7.2-alpine",
+                            "args": ["/etc/redis/redis.conf"],
+                            "ports": [{ "name": "redis", "containerPort": 6379 }],
+                            "readinessProbe": { "exec": { "command": ["redis-cli", "ping"] }, "periodSeconds": 5 },
+                            "livenessProbe": { "tcpSocket": { "port": "redis" }, "periodSeconds": 10 },
+                            "resources": {
+                                "requests": { "cpu": "50m", "memory": "64Mi" },
+                                "limits": { "memory": "128Mi" },
+                            },
+                            "securityContext": container_security(),
+                            "volumeMounts": [
+                                { "name": "data", "mountPath": "/data" },
+                                { "name": "config", "mountPath": "/etc/redis" },
+                            ],
+                        }],
+                        "volumes": [
+                            { "name": "data", "emptyDir": {} },
+                            { "name": "config", "configMap": { "name": "redis-config" } },
+                        ],
+                    },
+                },
+            },
+        }),
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": "redis", "labels": labels("redis") },
+            "spec": {
+                "selector": { "app.kubernetes.io/name": "redis" },
+                "ports": [{ "name": "redis", "port": 6379, "targetPort": "redis" }],
+            },
+        }),
+    ]
+}
+
+/// The JetStream stream of a namespace, as the platform names it.
+pub fn stream_name(namespace: &str) -> String {
+    namespace.to_uppercase().replace('-', "_")
+}
+
+/// A KEDA ScaledObject for each service that scales on its consumers' lag (and CPU).
+pub fn scalers(all: &[&'static ServiceDescription]) -> anyhow::Result<Vec<Value>> {
+    let mut out = Vec::new();
+    for desc in all {
+        let Some(lag) = deployment_of(desc)?.scale_on_consumer_lag else {
+            continue;
+        };
+        out.push(scaler(desc, lag, "nubo"));
+    }
+    Ok(out)
+}
+
+/// `k8s_namespace` is where NATS runs: KEDA's operator reaches it from its own namespace.
+pub fn scaler(desc: &ServiceDescription, lag: u32, k8s_namespace: &str) -> Value {
+    let mut triggers: Vec<Value> = desc
+        .consumes
+        .iter()
+        .map(|c| {
+            json!({
+                "type": "nats-jetstream",
+                "metadata": {
+                    "natsServerMonitoringEndpoint": format!("nats.{k8s_namespace}.svc.cluster.local:8222"),
+                    "account": "$G",
+                    "stream": stream_name("nubo"),
+                    "consumer": c.durable,
+                    "lagThreshold": lag.to_string(),
+                    "useHttps": "false",
+                },
+            })
+        })
+        .collect();
+    triggers
+        .push(json!({ "type": "cpu", "metricType": "Utilization", "metadata": { "value": "70" } }));
+    json!({
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": { "name": desc.name, "labels": { "app.kubernetes.io/name": desc.name, "app.kubernetes.io/part-of": "nubo" } },
+        "spec": {
+            "scaleTargetRef": { "name": desc.name },
+            "minReplicaCount": 1,
+            "maxReplicaCount": 10,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "triggers": triggers,
+        },
+    })
+}

@@ -1,0 +1,204 @@
+//! Each service's ServiceAccount, Deployment, Service, HorizontalPodAutoscaler and
+//! PodDisruptionBudget, and the ConfigMap they share.
+
+use nubo_platform::ServiceDescription;
+use nubo_platform::config;
+use serde_json::{Value, json};
+
+use super::{Deployment, GRACE_SECS, PRE_STOP_SECS, SHUTDOWN_SECS};
+
+/// The image every service is built into: `deploy/container/Containerfile`, one per service.
+pub const IMAGE_REPOSITORY: &str = "ghcr.io/nubo-shop/nubo";
+/// The secret CloudNativePG writes for the application user of cluster `nubo-db`.
+pub const DATABASE_SECRET: &str = "nubo-db-app";
+/// The operator's own secret (admin token), created by hand or by a secrets manager.
+pub const APP_SECRET: &str = "nubo-secrets";
+
+pub fn image(service: &str) -> String {
+    format!("{IMAGE_REPOSITORY}-{service}")
+}
+
+pub fn labels(service: &str) -> Value {
+    json!({
+        "app.kubernetes.io/name": service,
+        "app.kubernetes.io/component": "service",
+        "app.kubernetes.io/part-of": "nubo",
+    })
+}
+
+/// Settings every service reads, the same for all: the servers, the namespace, log format, the
+/// shutdown deadline that `terminationGracePeriodSeconds` is derived from.
+pub fn config() -> Vec<Value> {
+    vec![json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": { "name": "nubo-config" },
+        "data": {
+            config::MODE: "distributed",
+            config::NATS_URL: "nats://nats:4222",
+            config::NATS_REPLICAS: "3",
+            config::REDIS_URL: "redis://redis:6379",
+            config::NAMESPACE: "nubo",
+            config::LOG_FORMAT: "json",
+            config::LOG: "info",
+            config::SHUTDOWN_TIMEOUT_SECS: SHUTDOWN_SECS.to_string(),
+        },
+    })]
+}
+
+fn probe(path: &str, period: u32, failures: u32) -> Value {
+    json!({
+        "httpGet": { "path": path, "port": "http" },
+        "periodSeconds": period,
+        "timeoutSeconds": 3,
+        "failureThreshold": failures,
+    })
+}
+
+fn env(desc: &ServiceDescription) -> Vec<Value> {
+    let mut env = vec![
+        json!({ "name": config::DATABASE_URL,
+                "valueFrom": { "secretKeyRef": { "name": DATABASE_SECRET, "key": "uri" } } }),
+        json!({ "name": config::ADMIN_TOKEN,
+                "valueFrom": { "secretKeyRef": { "name": APP_SECRET, "key": config::ADMIN_TOKEN, "optional": true } } }),
+    ];
+    for target in desc.calls {
+        if let Some(url) = config::default_url(target) {
+            env.push(json!({ "name": config::url_variable(target), "value": url }));
+        }
+    }
+    env
+}
+
+pub fn service(
+    desc: &ServiceDescription,
+    d: &Deployment,
+    _all: &[&'static ServiceDescription],
+) -> Vec<Value> {
+    let name = desc.name;
+    let port = desc.default_port;
+    let deployment = json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": { "name": name, "labels": labels(name) },
+        "spec": {
+            "replicas": 1,
+            "revisionHistoryLimit": 5,
+            "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+            // Never fewer ready pods than wanted during a rollout.
+            "strategy": { "type": "RollingUpdate", "rollingUpdate": { "maxSurge": 1, "maxUnavailable": 0 } },
+            "template": {
+                "metadata": {
+                    "labels": labels(name),
+                    "annotations": {
+                        "prometheus.io/scrape": "true",
+                        "prometheus.io/port": port.to_string(),
+                        "prometheus.io/path": "/metrics",
+                        // Under Linkerd the proxy must not stop before the service has drained.
+                        "config.alpha.linkerd.io/proxy-wait-before-exit-seconds": (PRE_STOP_SECS + SHUTDOWN_SECS).to_string(),
+                    },
+                },
+                "spec": {
+                    "serviceAccountName": name,
+                    // Services never call the Kubernetes API.
+                    "automountServiceAccountToken": false,
+                    "terminationGracePeriodSeconds": GRACE_SECS,
+                    "securityContext": {
+                        "runAsNonRoot": true,
+                        "runAsUser": 65532,
+                        "runAsGroup": 65532,
+                        "seccompProfile": { "type": "RuntimeDefault" },
+                    },
+                    "containers": [{
+                        "name": name,
+                        "image": format!("{}:latest", image(name)),
+                        "imagePullPolicy": "IfNotPresent",
+                        "ports": [{ "name": "http", "containerPort": port, "protocol": "TCP" }],
+                        "envFrom": [{ "configMapRef": { "name": "nubo-config" } }],
+                        "env": env(desc),
+                        "startupProbe": probe("/startupz", 2, 90),
+                        "livenessProbe": probe("/livez", 10, 3),
+                        "readinessProbe": probe("/readyz", 5, 2),
+                        // Kubernetes' own sleep: the image has no shell. Endpoints drop the pod
+                        // while it still serves, then SIGTERM starts the graceful shutdown.
+                        "lifecycle": { "preStop": { "sleep": { "seconds": PRE_STOP_SECS } } },
+                        "resources": {
+                            "requests": { "cpu": format!("{}m", d.cpu_request_m), "memory": format!("{}Mi", d.memory_request_mi) },
+                            "limits": { "cpu": format!("{}m", d.cpu_limit_m), "memory": format!("{}Mi", d.memory_limit_mi) },
+                        },
+                        "securityContext": {
+                            "allowPrivilegeEscalation": false,
+                            "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true,
+                            "capabilities": { "drop": ["ALL"] },
+                        },
+                    }],
+                },
+            },
+        },
+    });
+    let mut objects = vec![
+        json!({
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": { "name": name, "labels": labels(name) },
+            "automountServiceAccountToken": false,
+        }),
+        deployment,
+        json!({
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": { "name": name, "labels": labels(name) },
+            "spec": {
+                "selector": { "app.kubernetes.io/name": name },
+                "ports": [{ "name": "http", "port": port, "targetPort": "http", "protocol": "TCP", "appProtocol": "http" }],
+            },
+        }),
+        json!({
+            "apiVersion": "policy/v1",
+            "kind": "PodDisruptionBudget",
+            "metadata": { "name": name, "labels": labels(name) },
+            "spec": {
+                "maxUnavailable": 1,
+                "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
+            },
+        }),
+    ];
+    // With KEDA, its ScaledObject owns the HPA; two HPAs on one Deployment would fight.
+    if d.scale_on_consumer_lag.is_none() {
+        objects.push(autoscaler(name, d));
+    }
+    objects
+}
+
+fn autoscaler(name: &str, d: &Deployment) -> Value {
+    let mut metrics = vec![json!({
+        "type": "Resource",
+        "resource": { "name": "cpu", "target": { "type": "Utilization", "averageUtilization": 70 } },
+    })];
+    if let Some(rps) = d.scale_on_request_rate {
+        // Served by prometheus-adapter from nubo_http_requests_total (deploy/prometheus-adapter).
+        metrics.push(json!({
+            "type": "Pods",
+            "pods": {
+                "metric": { "name": "nubo_http_requests_per_second" },
+                "target": { "type": "AverageValue", "averageValue": rps.to_string() },
+            },
+        }));
+    }
+    json!({
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": { "name": name, "labels": labels(name) },
+        "spec": {
+            "scaleTargetRef": { "apiVersion": "apps/v1", "kind": "Deployment", "name": name },
+            "minReplicas": 1,
+            "maxReplicas": 3,
+            "metrics": metrics,
+            "behavior": {
+                // Scale down slowly: a burst that just ended often comes back.
+                "scaleDown": { "stabilizationWindowSeconds": 300, "policies": [{ "type": "Pods", "value": 1, "periodSeconds": 60 }] },
+            },
+        },
+    })
+}
