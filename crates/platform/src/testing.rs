@@ -244,6 +244,23 @@ impl TestSystem {
         panic!("{service} did not become ready");
     }
 
+    /// `service`'s `/metrics` text.
+    pub async fn metrics(&self, service: &str) -> String {
+        let url = format!("{}/metrics", self.url(service));
+        reqwest::get(url)
+            .await
+            .expect("metrics reachable")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// The value of the first sample of `metric` whose labels contain every one of `labels`
+    /// (written as they appear, e.g. `outcome="duplicate"`), if there is one.
+    pub async fn metric(&self, service: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+        sample(&self.metrics(service).await, metric, labels)
+    }
+
     /// Stops `service` as SIGTERM would, and returns what its run returned (`Ok` if it was
     /// stopped already).
     pub async fn stop(&mut self, service: &str) -> anyhow::Result<()> {
@@ -278,6 +295,18 @@ impl TestSystem {
             let _ = self.stop(name).await;
         }
     }
+}
+
+/// The value of the first sample of `metric` in an exposition `text` whose labels contain every
+/// one of `labels`.
+pub fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(metric)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .find(|line| labels.iter().all(|l| line.contains(l)))
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
 }
 
 /// A TCP proxy on loopback that a test can cut (dropping every connection and refusing new

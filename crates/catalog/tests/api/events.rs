@@ -46,20 +46,6 @@ async fn consumer_lag(system: &TestSystem) -> u64 {
         .unwrap()
 }
 
-async fn catalog_metric(system: &TestSystem, needle: &str) -> f64 {
-    let text = reqwest::get(format!("{}/metrics", system.url("catalog")))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find(|l| l.contains(needle))
-        .and_then(|l| l.rsplit(' ').next())
-        .map(|v| v.parse().unwrap())
-        .unwrap_or(0.0)
-}
-
 async fn a_change_published_twice_by_a_crashed_relay_is_recorded_once(mode: TestMode) {
     let mut system = start_with(mode, |_| {}).await;
     let admin = Admin::of(&system);
@@ -148,7 +134,14 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
     // Back up: the bus redelivers the unacknowledged event; the consumer knows it already.
     system.restart("catalog").await;
     eventually("the redelivery was recognised as a duplicate", || async {
-        catalog_metric(&system, "outcome=\"duplicate\"").await >= 1.0
+        system
+            .metric(
+                "catalog",
+                "nubo_events_handled_total",
+                &["outcome=\"duplicate\""],
+            )
+            .await
+            >= Some(1.0)
     })
     .await;
     eventually("the consumer has caught up", || async {
@@ -190,7 +183,16 @@ async fn a_poison_event_is_dead_lettered_and_later_events_still_flow(mode: TestM
             .any(|(event, attempts)| *event == poison.id && *attempts == 3)
     })
     .await;
-    assert!(catalog_metric(&system, "outcome=\"dead_lettered\"").await >= 1.0);
+    assert!(
+        system
+            .metric(
+                "catalog",
+                "nubo_events_handled_total",
+                &["outcome=\"dead_lettered\""]
+            )
+            .await
+            >= Some(1.0)
+    );
     system.shutdown().await;
 }
 

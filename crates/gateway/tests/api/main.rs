@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use nubo_platform::both_modes;
 use nubo_platform::config::Secret;
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::testing::{TestMode, TestSystem, sample};
 use serde_json::{Value, json};
 
 const ADMIN_TOKEN: &str = "gateway-test-admin";
@@ -204,22 +204,13 @@ async fn the_gateway_counts_what_it_proxies(mode: TestMode) {
             .await
             .unwrap();
     }
-    let text = http
-        .get(format!("{}/metrics", system.url("gateway")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("nubo_http_requests_total{")
-                && l.contains("route=\"/api/v1/{*path}\"")
-                && l.contains("status=\"200\"")
-                && l.ends_with(" 2")),
-        "{text}"
+    let text = system.metrics("gateway").await;
+    let proxied = sample(
+        &text,
+        "nubo_http_requests_total",
+        &["route=\"/api/v1/{*path}\"", "status=\"200\""],
     );
+    assert_eq!(proxied, Some(2.0), "{text}");
     assert!(text.contains("nubo_client_requests_total{"), "{text}");
     system.shutdown().await;
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::testing::{TestMode, TestSystem, sample};
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -275,27 +275,15 @@ async fn metrics_count_requests_by_route_and_status(mode: TestMode) {
         .send()
         .await
         .unwrap();
-    let text = client
-        .get(format!("{}/metrics", system.url("probe")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let count = |needle: &str| {
-        text.lines()
-            .find(|l| l.starts_with("nubo_http_requests_total{") && l.contains(needle))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(|v| v.parse::<f64>().unwrap())
-    };
+    let text = system.metrics("probe").await;
+    let count = |labels: &[&str]| sample(&text, "nubo_http_requests_total", labels);
     assert_eq!(
-        count("route=\"/slow/{ms}\",status=\"200\""),
+        count(&["route=\"/slow/{ms}\"", "status=\"200\""]),
         Some(3.0),
         "{text}"
     );
     assert_eq!(
-        count("route=\"unmatched\",status=\"404\""),
+        count(&["route=\"unmatched\"", "status=\"404\""]),
         Some(1.0),
         "{text}"
     );
