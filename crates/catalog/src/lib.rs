@@ -31,7 +31,8 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         durable: PRICE_HISTORY_CONSUMER,
         subject: ProductChanged::SUBJECT,
     }],
-    calls: &[],
+    // For identity's keys: admin routes verify the caller's token.
+    calls: &["identity"],
     env: &[],
     build: |ctx| Box::pin(build(ctx)),
     seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),

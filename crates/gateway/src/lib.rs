@@ -1,9 +1,11 @@
 //! The gateway: the single entry point on one port. It routes `/api/v1/...` to the service that
-//! owns the path prefix, limits each client's request rate, adds the request id, and proxies
+//! owns the path prefix, limits each client's request rate, checks bearer tokens against
+//! identity's cached keys, adds the request id, and proxies
 //! with the platform client (timeouts, retries of idempotent requests, circuit breakers, trace
 //! propagation). It also serves the storefront page.
 #![forbid(unsafe_code)]
 
+mod authenticate;
 mod proxy;
 mod rate_limit;
 pub mod routes;

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use nubo_platform::axum::body::{Body, to_bytes};
 use nubo_platform::axum::extract::{Request, State};
-use nubo_platform::axum::http::{HeaderMap, StatusCode};
+use nubo_platform::axum::http::{HeaderMap, HeaderValue, StatusCode};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::client::{ClientError, ServiceClient};
 use nubo_platform::{ApiError, Context, Problem};
 
+use crate::rate_limit::ClientAddress;
 use crate::routes;
 
 /// Headers that describe one hop, not the message, and so are never forwarded (RFC 9110 7.6.1).
@@ -83,6 +84,13 @@ pub async fn forward(
         .map_err(|e| ApiError::BadRequest(format!("cannot forward this request: {e}")))?;
     *upstream.headers_mut() = parts.headers;
     strip_hop_by_hop(upstream.headers_mut());
+    // The client as the gateway saw it (or as its trusted proxy said), for identity's per-client
+    // login limits; whatever the client claimed itself is replaced.
+    if let Some(client) = parts.extensions.get::<ClientAddress>()
+        && let Ok(value) = HeaderValue::from_str(&client.0)
+    {
+        upstream.headers_mut().insert("x-forwarded-for", value);
+    }
     let response = client
         .send(upstream)
         .await

@@ -57,9 +57,13 @@ impl Limits {
     }
 }
 
+/// The client a request came from, as the rate limit saw it; forwarded as `x-forwarded-for`.
+#[derive(Clone, Debug)]
+pub struct ClientAddress(pub String);
+
 pub async fn enforce(
     State((ctx, limits)): State<(Context, Limits)>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let peer = request
@@ -67,6 +71,9 @@ pub async fn enforce(
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
     let client = limits.client(&request, peer);
+    request
+        .extensions_mut()
+        .insert(ClientAddress(client.clone()));
     let second = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

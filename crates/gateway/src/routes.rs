@@ -6,19 +6,22 @@ use nubo_platform::axum::Router;
 use nubo_platform::axum::middleware;
 use nubo_platform::axum::routing::{any, get};
 
+use crate::authenticate;
 use crate::proxy::{self, Upstreams};
 use crate::rate_limit::{self, Limits};
 use crate::storefront;
 
 /// Path prefix under `/api/v1/` and the service that owns it.
 pub const ROUTES: &[(&str, &str)] = &[
+    ("identity", "identity"),
+    ("admin/identity", "identity"),
     ("products", "catalog"),
     ("categories", "catalog"),
     ("admin/products", "catalog"),
 ];
 
-/// Every service the gateway proxies to.
-pub const UPSTREAMS: &[&str] = &["catalog"];
+/// Every service the gateway proxies to; identity also serves the keys tokens are checked with.
+pub const UPSTREAMS: &[&str] = &["catalog", "identity"];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
 pub fn owner(path: &str) -> Option<&'static str> {
@@ -39,6 +42,12 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
     let upstreams = Upstreams::new(&ctx);
     Router::new()
         .route("/api/v1/{*path}", any(proxy::forward).with_state(upstreams))
+        // Outer to inner: count the request against its client's rate first (cheap), then
+        // check its token, then proxy.
+        .route_layer(middleware::from_fn_with_state(
+            ctx.clone(),
+            authenticate::caller,
+        ))
         .route_layer(middleware::from_fn_with_state(
             (ctx, limits),
             rate_limit::enforce,

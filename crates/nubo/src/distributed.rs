@@ -35,11 +35,6 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
         shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
     }
-    if std::env::var_os(config::ADMIN_TOKEN).is_none() {
-        let token = uuid::Uuid::new_v4().simple().to_string();
-        println!("admin token for this run: {token} (set NUBO_ADMIN_TOKEN to choose your own)");
-        shared.insert(config::ADMIN_TOKEN.into(), token);
-    }
 
     let token = CancellationToken::new();
     tokio::spawn({

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use nubo_platform::app::{Application, Wiring};
 use nubo_platform::cli::{known_variables, settings_for};
-use nubo_platform::config::{self, Backing, Env, Mode, Secret};
+use nubo_platform::config::{self, Backing, Env, Mode};
 use nubo_platform::events::Bus;
 use nubo_platform::telemetry::{self, TelemetryConfig};
 use tokio::task::JoinSet;
@@ -16,13 +16,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICES, UpArgs, port_of};
 
+/// The demo accounts identity seeds: email and password.
+const DEMO_CUSTOMER: (&str, &str) = ("customer@nubo.example", "nubo-customer-demo");
+const DEMO_ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
+
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let clock = Instant::now();
     let mut env = Env::from_process();
-    let admin_token = env.raw(config::ADMIN_TOKEN).map(str::to_owned);
-    let generated_token = admin_token
-        .is_none()
-        .then(|| uuid::Uuid::new_v4().simple().to_string());
     let seed = env
         .raw(config::SEED_DEMO_DATA)
         .is_none()
@@ -42,11 +42,11 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             settings.seed_demo_data = seed;
         }
-        if let Some(token) = &generated_token {
-            settings.admin_token = Some(Secret::new(token.clone()));
-        }
         planned.push((*desc, settings, own));
     }
+    let seeded = planned
+        .iter()
+        .any(|(_, settings, _)| settings.seed_demo_data);
     let known = known_variables(SERVICES);
     env.reject_unknown(&known.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     env.finish()?;
@@ -96,7 +96,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let mut failure = None;
     tokio::select! {
-        _ = all_started => announce(&urls, args.port, clock, generated_token.as_deref()),
+        _ = all_started => announce(&urls, args.port, clock, seeded),
         Some(done) = running.join_next() => {
             failure = Some(flatten(done));
             token.cancel();
@@ -119,7 +119,7 @@ fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::
     done.context("a service crashed")?
 }
 
-fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, admin_token: Option<&str>) {
+fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, seeded: bool) {
     let mut text = format!(
         "\nnubo is up in {} ms. Open http://127.0.0.1:{port}/\n\n",
         clock.elapsed().as_millis()
@@ -130,9 +130,13 @@ fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, admin_to
     for (name, url) in urls {
         text.push_str(&format!("  {name:<13}{url}  (/readyz, /metrics)\n"));
     }
-    if let Some(token) = admin_token {
+    if seeded {
+        let (customer, admin) = (DEMO_CUSTOMER, DEMO_ADMIN);
+        text.push_str("\n  demo accounts (seeded into an empty store):\n");
+        text.push_str(&format!("    customer  {} / {}\n", customer.0, customer.1));
+        text.push_str(&format!("    admin     {} / {}\n", admin.0, admin.1));
         text.push_str(&format!(
-            "\n  admin token for this run: {token}\n  (set NUBO_ADMIN_TOKEN to choose your own)\n"
+            "  sign in: POST http://127.0.0.1:{port}/api/v1/identity/login\n"
         ));
     }
     text.push_str("\nCtrl-C stops everything.\n");

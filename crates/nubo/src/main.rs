@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use nubo_platform::ServiceDescription;
 
 /// Every service of the shop, in start order.
-pub const SERVICES: &[&ServiceDescription] = &[&nubo_catalog::SERVICE, &nubo_gateway::SERVICE];
+pub const SERVICES: &[&ServiceDescription] = &[
+    &nubo_identity::SERVICE,
+    &nubo_catalog::SERVICE,
+    &nubo_gateway::SERVICE,
+];
 
 #[derive(Parser)]
 #[command(
@@ -42,6 +46,14 @@ enum Command {
         /// Only these services.
         #[arg(value_parser = service_names())]
         services: Vec<String>,
+    },
+    /// Create an admin account in identity's database (the first admin of a shop without demo
+    /// data). The password is read from standard input, one line, so it stays out of shell
+    /// history and process listings.
+    CreateAdmin {
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
     },
     /// Describe every service as JSON: port, events, calls, environment.
     Services,
@@ -108,6 +120,7 @@ fn main() -> ExitCode {
             Command::Up(args) => embedded::up(args).await,
             Command::Serve { service: name } => nubo_platform::cli::serve(service(&name)).await,
             Command::Migrate { services } => migrate(services).await,
+            Command::CreateAdmin { email } => create_admin(&email).await,
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
@@ -136,33 +149,53 @@ impl UpArgs {
     }
 }
 
-/// Migrates each chosen service's database. Needs only the database settings: a migration job
-/// in a cluster has no business connecting to NATS or Redis.
-async fn migrate(names: Vec<String>) -> anyhow::Result<()> {
+/// Opens a service's database from the environment. Needs only the database settings: a
+/// migration job in a cluster has no business connecting to NATS or Redis.
+async fn open_database(desc: &ServiceDescription) -> anyhow::Result<nubo_platform::Db> {
     use nubo_platform::Db;
     use nubo_platform::config::{self, Env, Mode};
+    let mut env = Env::from_process();
+    let mode = env.get(config::MODE, Mode::Distributed);
+    let data_dir: PathBuf = env.get(config::DATA_DIR, PathBuf::from("nubo-data"));
+    let database_url: Option<String> = match mode {
+        Mode::Distributed => env.required(config::DATABASE_URL, "in distributed mode"),
+        Mode::Embedded => None,
+    };
+    env.finish()?;
+    match database_url {
+        None => Db::open_sqlite(&data_dir, desc.name, 1).await,
+        Some(url) => Db::connect_postgres(&url, desc.name, 1),
+    }
+}
+
+/// Migrates each chosen service's database.
+async fn migrate(names: Vec<String>) -> anyhow::Result<()> {
     let chosen: Vec<&'static ServiceDescription> = if names.is_empty() {
         SERVICES.to_vec()
     } else {
         names.iter().map(|n| service(n)).collect()
     };
-    let mut env = Env::from_process();
-    let mode = env.get(config::MODE, Mode::Distributed);
-    let data_dir: PathBuf = env.get(config::DATA_DIR, PathBuf::from("nubo-data"));
-    let database_url: Option<String> = match mode {
-        Mode::Distributed => env.required(config::DATABASE_URL, "to migrate in distributed mode"),
-        Mode::Embedded => None,
-    };
-    env.finish()?;
     for desc in chosen {
-        let db = match &database_url {
-            None => Db::open_sqlite(&data_dir, desc.name, 1).await?,
-            Some(url) => Db::connect_postgres(url, desc.name, 1)?,
-        };
+        let db = open_database(desc).await?;
         db.migrate(desc.migrations).await?;
         db.close().await;
         println!("{}: migrated ({})", desc.name, db.backend());
     }
+    Ok(())
+}
+
+async fn create_admin(email: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let desc = &nubo_identity::SERVICE;
+    let db = open_database(desc).await?;
+    db.migrate(desc.migrations).await?;
+    let id =
+        nubo_identity::create_account(&db, email, password, nubo_identity::domain::Role::Admin)
+            .await?;
+    db.close().await;
+    println!("admin {email} created (user id {id})");
     Ok(())
 }
 

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::Instrument;
 
+use crate::auth::{KeySource, Verifier};
 use crate::cache::Cache;
 use crate::config::{Backing, Settings};
 use crate::error::Problem;
@@ -263,6 +264,12 @@ async fn start(
         settings.outbox_poll,
         metrics.events_published.clone(),
     );
+    let clients = Context::clients(desc, settings, metrics, &wiring.service_urls)?;
+    // A service that calls identity verifies tokens with identity's published keys.
+    let verifier = Verifier::new(match clients.get("identity") {
+        Some(identity) => KeySource::Remote(identity.clone()),
+        None => KeySource::None,
+    });
     let ctx = Context {
         service: desc.name,
         settings: settings.clone(),
@@ -270,13 +277,9 @@ async fn start(
         cache,
         bus: bus.clone(),
         metrics: metrics.clone(),
+        verifier,
         env: Arc::new(env),
-        clients: Arc::new(Context::clients(
-            desc,
-            settings,
-            metrics,
-            &wiring.service_urls,
-        )?),
+        clients: Arc::new(clients),
         relay: relay.waker(),
     };
     let parts = (desc.build)(ctx.clone()).await?;

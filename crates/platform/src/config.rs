@@ -33,7 +33,6 @@ pub const SEED_DEMO_DATA: &str = "NUBO_SEED_DEMO_DATA";
 pub const EVENT_MAX_ATTEMPTS: &str = "NUBO_EVENT_MAX_ATTEMPTS";
 pub const EVENT_ACK_WAIT_MS: &str = "NUBO_EVENT_ACK_WAIT_MS";
 pub const OUTBOX_POLL_MS: &str = "NUBO_OUTBOX_POLL_MS";
-pub const ADMIN_TOKEN: &str = "NUBO_ADMIN_TOKEN";
 
 /// Every service of the shop. A variable `NUBO_<SERVICE>_...` belongs to that service: a process
 /// running other services ignores it instead of calling it unknown.
@@ -164,11 +163,6 @@ pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
         OUTBOX_POLL_MS,
         "how often the outbox relay looks for unpublished events",
         "500",
-    ),
-    (
-        ADMIN_TOKEN,
-        "bearer token for admin routes until identity issues admin tokens; unset disables them",
-        "unset (`up` generates one)",
     ),
 ];
 
@@ -392,7 +386,6 @@ pub struct Settings {
     pub event_ack_wait: Duration,
     pub outbox_poll: Duration,
     pub otlp_endpoint: Option<String>,
-    pub admin_token: Option<Secret>,
 }
 
 /// A value that must never reach a log: its `Debug` and `Display` print a placeholder.
@@ -476,7 +469,6 @@ impl Settings {
             )),
             outbox_poll: Duration::from_millis(env.bounded(OUTBOX_POLL_MS, 500, 60_000)),
             otlp_endpoint: env.raw(OTLP_ENDPOINT).map(str::to_owned),
-            admin_token: env.raw(ADMIN_TOKEN).map(Secret::new),
         }
     }
 

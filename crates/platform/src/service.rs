@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::auth::Verifier;
 use crate::cache::Cache;
 use crate::client::{ClientConfig, ServiceClient};
 use crate::config::Settings;
@@ -97,6 +98,8 @@ pub struct Context {
     pub cache: Cache,
     pub bus: Bus,
     pub metrics: Metrics,
+    /// Verifies access tokens against identity's keys (for the `Caller` and `Admin` extractors).
+    pub verifier: Verifier,
     /// Its own settings from the environment (the names in its description's `env`).
     pub env: Arc<BTreeMap<String, String>>,
     pub(crate) clients: Arc<BTreeMap<String, ServiceClient>>,

@@ -48,7 +48,7 @@ async fn consumer_lag(system: &TestSystem) -> u64 {
 
 async fn a_change_published_twice_by_a_crashed_relay_is_recorded_once(mode: TestMode) {
     let mut system = start_with(mode, |_| {}).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let created = admin.create_ok(&product("TEA-500", 300)).await;
     let id = created["id"].as_str().unwrap().to_owned();
     admin.wait_for_history(&id, 1).await;
@@ -88,7 +88,7 @@ async fn a_change_published_twice_by_a_crashed_relay_is_recorded_once(mode: Test
 
 async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: TestMode) {
     let mut system = start_with(mode, |s| s.event_ack_wait = Duration::from_secs(1)).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let created = admin.create_ok(&product("TEA-600", 300)).await;
     let id: Uuid = created["id"].as_str().unwrap().parse().unwrap();
     admin.wait_for_history(&id.to_string(), 1).await;
@@ -159,7 +159,7 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
 
 async fn a_poison_event_is_dead_lettered_and_later_events_still_flow(mode: TestMode) {
     let system = start_with(mode, |s| s.event_max_attempts = 3).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     // A producer bug: the right subject, a payload no consumer can read.
     let poison = Envelope {
         id: Uuid::now_v7(),

@@ -3,26 +3,44 @@ use std::time::Duration;
 use nubo_platform::testing::{TestMode, TestSystem};
 use serde_json::{Value, json};
 
-pub const ADMIN_TOKEN: &str = "test-admin-token";
+pub const ADMIN_EMAIL: &str = "admin@catalog.test";
+pub const CUSTOMER_EMAIL: &str = "customer@catalog.test";
+pub const PASSWORD: &str = "correct horse battery";
 
 pub async fn start(mode: TestMode) -> TestSystem {
     start_with(mode, |_| {}).await
 }
 
+/// identity and catalog, with an admin and a customer account.
 pub async fn start_with(
     mode: TestMode,
     tweak: impl Fn(&mut nubo_platform::config::Settings),
 ) -> TestSystem {
-    TestSystem::start_with(
-        mode,
-        &[&nubo_catalog::SERVICE],
-        |s| {
-            s.admin_token = Some(nubo_platform::config::Secret::new(ADMIN_TOKEN));
-            tweak(s)
-        },
-        &[],
-    )
-    .await
+    let services = [&nubo_identity::SERVICE, &nubo_catalog::SERVICE];
+    let system = TestSystem::start_with(mode, &services, tweak, &[]).await;
+    let identity = system.db("identity").await;
+    for (email, role) in [
+        (ADMIN_EMAIL, nubo_identity::domain::Role::Admin),
+        (CUSTOMER_EMAIL, nubo_identity::domain::Role::Customer),
+    ] {
+        nubo_identity::create_account(&identity, email, PASSWORD, role)
+            .await
+            .unwrap();
+    }
+    system
+}
+
+/// Signs in through identity and returns the access token.
+pub async fn sign_in(system: &TestSystem, email: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/identity/login", system.url("identity")))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "sign in as {email}");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
 }
 
 pub fn product(sku: &str, cents: i64) -> Value {
@@ -38,20 +56,23 @@ pub fn product(sku: &str, cents: i64) -> Value {
 pub struct Admin {
     pub base: String,
     pub http: reqwest::Client,
+    pub token: String,
 }
 
 impl Admin {
-    pub fn of(system: &TestSystem) -> Self {
+    pub async fn of(system: &TestSystem) -> Self {
+        let token = sign_in(system, ADMIN_EMAIL).await;
         Self {
             base: system.url("catalog"),
             http: reqwest::Client::new(),
+            token,
         }
     }
 
     pub async fn create(&self, body: &Value) -> reqwest::Response {
         self.http
             .post(format!("{}/api/v1/admin/products", self.base))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await
@@ -67,7 +88,7 @@ impl Admin {
     pub async fn update(&self, id: &str, body: &Value) -> reqwest::Response {
         self.http
             .put(format!("{}/api/v1/admin/products/{id}", self.base))
-            .bearer_auth(ADMIN_TOKEN)
+            .bearer_auth(&self.token)
             .json(body)
             .send()
             .await

@@ -4,20 +4,20 @@ use nubo_platform::both_modes;
 use nubo_platform::testing::TestMode;
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN_TOKEN, Admin, assert_problem, product, start};
+use crate::helpers::{Admin, CUSTOMER_EMAIL, assert_problem, product, sign_in, start};
 
 both_modes!(
     an_admin_adds_a_product_and_shoppers_find_it,
     shoppers_page_through_a_category,
     an_edit_is_seen_at_once_despite_the_cache,
     bad_product_input_is_refused_and_nothing_is_written,
-    admin_routes_need_the_admin_token,
+    admin_routes_need_an_admin,
     a_malformed_or_unknown_id_gets_a_clear_problem,
 );
 
 async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let response = admin.create(&product("TEA-100", 450)).await;
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"].to_str().unwrap().to_owned();
@@ -44,7 +44,7 @@ async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
 
 async fn shoppers_page_through_a_category(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     for n in 0..5 {
         admin
             .create_ok(&product(&format!("TEA-{n:03}"), 100 + n))
@@ -91,7 +91,7 @@ async fn shoppers_page_through_a_category(mode: TestMode) {
 
 async fn an_edit_is_seen_at_once_despite_the_cache(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let created = admin.create_ok(&product("TEA-200", 500)).await;
     let id = created["id"].as_str().unwrap();
     // Read twice so both the product and the list are cached.
@@ -121,7 +121,7 @@ async fn an_edit_is_seen_at_once_despite_the_cache(mode: TestMode) {
 
 async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let mut bad = product("tea 1", -5);
     bad["category"] = json!("Tea!");
     bad["price"]["currency"] = json!("euro");
@@ -137,7 +137,7 @@ async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
     let malformed = admin
         .http
         .post(format!("{}/api/v1/admin/products", admin.base))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(&admin.token)
         .header("content-type", "application/json")
         .body("{\"sku\": \"TEA-1\",")
         .send()
@@ -164,35 +164,54 @@ async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
     system.shutdown().await;
 }
 
-async fn admin_routes_need_the_admin_token(mode: TestMode) {
+async fn admin_routes_need_an_admin(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     let url = format!("{}/api/v1/admin/products", admin.base);
-    let anonymous = admin
-        .http
-        .post(&url)
-        .json(&product("TEA-300", 100))
-        .send()
-        .await
-        .unwrap();
+    let post = |token: Option<String>| {
+        let request = admin.http.post(&url).json(&product("TEA-300", 100));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    };
+    let anonymous = post(None).send().await.unwrap();
+    assert_eq!(
+        anonymous.headers()["www-authenticate"],
+        "Bearer realm=\"nubo\""
+    );
     assert_problem(anonymous, 401).await;
-    let wrong = admin
-        .http
-        .post(&url)
-        .bearer_auth("guess")
-        .json(&product("TEA-300", 100))
-        .send()
-        .await
-        .unwrap();
-    assert_problem(wrong, 403).await;
+    assert_problem(post(Some("not.a.token".into())).send().await.unwrap(), 401).await;
+    // A valid token whose payload was changed to claim more than it was given.
+    let customer = sign_in(&system, CUSTOMER_EMAIL).await;
+    let forged = forge_roles(&customer);
+    assert_problem(post(Some(forged)).send().await.unwrap(), 401).await;
+    let body = assert_problem(post(Some(customer)).send().await.unwrap(), 403).await;
+    assert_eq!(body["detail"], "this route is for admins");
     let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
-    assert_eq!(list["total"], 0);
+    assert_eq!(list["total"], 0, "nothing was written");
+    assert_eq!(
+        admin.create(&product("TEA-300", 100)).await.status(),
+        201,
+        "an admin may"
+    );
     system.shutdown().await;
+}
+
+/// The token with its payload's roles replaced by `admin`, signature untouched.
+fn forge_roles(token: &str) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&engine.decode(parts[1]).unwrap()).unwrap();
+    claims["roles"] = json!(["admin"]);
+    let payload = engine.encode(serde_json::to_vec(&claims).unwrap());
+    format!("{}.{payload}.{}", parts[0], parts[2])
 }
 
 async fn a_malformed_or_unknown_id_gets_a_clear_problem(mode: TestMode) {
     let system = start(mode).await;
-    let admin = Admin::of(&system);
+    let admin = Admin::of(&system).await;
     assert_problem(admin.get("/api/v1/products/not-a-uuid").await, 400).await;
     let missing = admin
         .get("/api/v1/products/01a211dc-d363-71a9-b3b7-f1327e53f1ff")

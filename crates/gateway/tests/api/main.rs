@@ -4,23 +4,55 @@
 use std::time::Duration;
 
 use nubo_platform::both_modes;
-use nubo_platform::config::Secret;
 use nubo_platform::testing::{TestMode, TestSystem, sample};
 use serde_json::{Value, json};
 
-const ADMIN_TOKEN: &str = "gateway-test-admin";
+const PASSWORD: &str = "correct horse battery";
 
-async fn start(mode: TestMode, env: &[(&str, &str)]) -> TestSystem {
-    TestSystem::start_with(
+/// identity, catalog and the gateway in front, with an admin account; returns the admin's token,
+/// got by signing in through the gateway.
+async fn start(mode: TestMode, env: &[(&str, &str)]) -> (TestSystem, String) {
+    let services = [
+        &nubo_identity::SERVICE,
+        &nubo_catalog::SERVICE,
+        &nubo_gateway::SERVICE,
+    ];
+    let system = TestSystem::start_with(
         mode,
-        &[&nubo_catalog::SERVICE, &nubo_gateway::SERVICE],
-        |s| {
-            s.admin_token = Some(Secret::new(ADMIN_TOKEN));
-            s.client_timeout = Duration::from_millis(500);
-        },
+        &services,
+        |s| s.client_timeout = Duration::from_millis(500),
         env,
     )
+    .await;
+    let identity = system.db("identity").await;
+    nubo_identity::create_account(
+        &identity,
+        "admin@gateway.test",
+        PASSWORD,
+        nubo_identity::domain::Role::Admin,
+    )
     .await
+    .unwrap();
+    let token = sign_in(&system, "admin@gateway.test").await;
+    (system, token)
+}
+
+async fn sign_in(system: &TestSystem, email: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/identity/login", system.url("gateway")))
+        .json(&json!({ "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "sign in as {email} through the gateway"
+    );
+    response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 async fn problem(response: reqwest::Response, status: u16) -> Value {
@@ -34,6 +66,7 @@ async fn problem(response: reqwest::Response, status: u16) -> Value {
 
 both_modes!(
     a_shopper_browses_and_an_admin_edits_through_the_gateway,
+    tokens_are_checked_at_the_gateway_and_services_still_authorize,
     a_trace_id_sent_to_the_gateway_reaches_catalog_and_comes_back,
     bad_requests_through_the_gateway_get_problems,
     a_client_over_its_rate_is_told_to_slow_down,
@@ -42,12 +75,12 @@ both_modes!(
 );
 
 async fn a_shopper_browses_and_an_admin_edits_through_the_gateway(mode: TestMode) {
-    let system = start(mode, &[]).await;
+    let (system, admin) = start(mode, &[]).await;
     let gateway = system.url("gateway");
     let http = reqwest::Client::new();
     let created = http
         .post(format!("{gateway}/api/v1/admin/products"))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(&admin)
         .json(&json!({
             "sku": "COF-900", "name": "Gateway coffee", "price": { "amount_minor": 990, "currency": "EUR" },
             "category": "coffee",
@@ -82,7 +115,7 @@ async fn a_shopper_browses_and_an_admin_edits_through_the_gateway(mode: TestMode
 }
 
 async fn a_trace_id_sent_to_the_gateway_reaches_catalog_and_comes_back(mode: TestMode) {
-    let system = start(mode, &[]).await;
+    let (system, _admin) = start(mode, &[]).await;
     let trace_id = "0af7651916cd43dd8448eb211c80319c";
     let response = reqwest::Client::new()
         .get(format!("{}/api/v1/products", system.url("gateway")))
@@ -97,7 +130,7 @@ async fn a_trace_id_sent_to_the_gateway_reaches_catalog_and_comes_back(mode: Tes
 }
 
 async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
-    let system = start(mode, &[]).await;
+    let (system, admin) = start(mode, &[]).await;
     let gateway = system.url("gateway");
     let http = reqwest::Client::new();
     let unknown = problem(
@@ -124,7 +157,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
     .await;
     let malformed = http
         .post(format!("{gateway}/api/v1/admin/products"))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(&admin)
         .header("content-type", "application/json")
         .body("{not json")
         .send()
@@ -133,7 +166,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
     problem(malformed, 400).await;
     let huge = http
         .post(format!("{gateway}/api/v1/admin/products"))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(&admin)
         .header("content-type", "application/json")
         .body(format!(
             "{{\"sku\": \"{}\"}}",
@@ -147,7 +180,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
 }
 
 async fn a_client_over_its_rate_is_told_to_slow_down(mode: TestMode) {
-    let system = start(mode, &[(nubo_gateway::RATE_LIMIT_RPS, "3")]).await;
+    let (system, _admin) = start(mode, &[(nubo_gateway::RATE_LIMIT_RPS, "3")]).await;
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/categories", system.url("gateway"));
     // Ten at once: at most three fit in a second's budget (six if the burst straddles two).
@@ -174,7 +207,7 @@ async fn a_client_over_its_rate_is_told_to_slow_down(mode: TestMode) {
 }
 
 async fn a_downed_catalog_gets_a_clear_answer_not_a_hang(mode: TestMode) {
-    let mut system = start(mode, &[]).await;
+    let (mut system, _admin) = start(mode, &[]).await;
     system.stop("catalog").await.unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/products", system.url("gateway"));
@@ -196,7 +229,7 @@ async fn a_downed_catalog_gets_a_clear_answer_not_a_hang(mode: TestMode) {
 }
 
 async fn the_gateway_counts_what_it_proxies(mode: TestMode) {
-    let system = start(mode, &[]).await;
+    let (system, _admin) = start(mode, &[]).await;
     let http = reqwest::Client::new();
     for _ in 0..2 {
         http.get(format!("{}/api/v1/products", system.url("gateway")))
@@ -208,9 +241,96 @@ async fn the_gateway_counts_what_it_proxies(mode: TestMode) {
     let proxied = sample(
         &text,
         "nubo_http_requests_total",
-        &["route=\"/api/v1/{*path}\"", "status=\"200\""],
+        &[
+            "method=\"GET\"",
+            "route=\"/api/v1/{*path}\"",
+            "status=\"200\"",
+        ],
     );
     assert_eq!(proxied, Some(2.0), "{text}");
     assert!(text.contains("nubo_client_requests_total{"), "{text}");
+    system.shutdown().await;
+}
+
+async fn tokens_are_checked_at_the_gateway_and_services_still_authorize(mode: TestMode) {
+    let (system, admin) = start(mode, &[]).await;
+    let gateway = system.url("gateway");
+    let http = reqwest::Client::new();
+    // A shopper signs up and signs in through the gateway, and is who they say.
+    let signup = http
+        .post(format!("{gateway}/api/v1/identity/signup"))
+        .json(&json!({ "email": "shopper@gateway.test", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signup.status(), 201);
+    let shopper = sign_in(&system, "shopper@gateway.test").await;
+    let me: Value = http
+        .get(format!("{gateway}/api/v1/identity/me"))
+        .bearer_auth(&shopper)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], "shopper@gateway.test");
+
+    // A bad token stops at the gateway: catalog never sees the request.
+    let before = system
+        .metric(
+            "catalog",
+            "nubo_http_requests_total",
+            &["route=\"/api/v1/products\""],
+        )
+        .await;
+    let refused = http
+        .get(format!("{gateway}/api/v1/products"))
+        .bearer_auth("forged.token.here")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
+    problem(refused, 401).await;
+    let after = system
+        .metric(
+            "catalog",
+            "nubo_http_requests_total",
+            &["route=\"/api/v1/products\""],
+        )
+        .await;
+    assert_eq!(before, after, "catalog was not called");
+
+    // A valid customer token passes the gateway, and catalog still refuses its admin route.
+    let forbidden = http
+        .post(format!("{gateway}/api/v1/admin/products"))
+        .bearer_auth(&shopper)
+        .json(&json!({ "sku": "TEA-1", "name": "x", "price": { "amount_minor": 1, "currency": "EUR" }, "category": "tea" }))
+        .send()
+        .await
+        .unwrap();
+    problem(forbidden, 403).await;
+    // Anonymous reads of public routes need no token.
+    assert_eq!(
+        http.get(format!("{gateway}/api/v1/products"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // The admin's token works through the gateway for admin routes.
+    let rotate = http
+        .post(format!("{gateway}/api/v1/admin/identity/keys/rotate"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rotate.status(), 200);
     system.shutdown().await;
 }

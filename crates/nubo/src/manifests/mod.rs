@@ -44,6 +44,17 @@ pub struct Deployment {
 /// cover the steady state under the load generator with headroom; limits cap a runaway pod
 /// while leaving room for start-up (migrations) and bursts.
 pub const DEPLOYMENTS: &[Deployment] = &[
+    // Not yet measured under load: sized from argon2id's cost (19 MiB and ~50 ms of one core per
+    // password hash), so a pod can check a few logins at once.
+    Deployment {
+        service: "identity",
+        cpu_request_m: 200,
+        memory_request_mi: 64,
+        cpu_limit_m: 1000,
+        memory_limit_mi: 256,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: None,
+    },
     Deployment {
         service: "gateway",
         cpu_request_m: 100,

@@ -11,8 +11,6 @@ use super::{Deployment, GRACE_SECS, PRE_STOP_SECS, SHUTDOWN_SECS};
 pub const IMAGE_REPOSITORY: &str = "ghcr.io/nubo-shop/nubo";
 /// The secret CloudNativePG writes for the application user of cluster `nubo-db`.
 pub const DATABASE_SECRET: &str = "nubo-db-app";
-/// The operator's own secret (admin token), created by hand or by a secrets manager.
-pub const APP_SECRET: &str = "nubo-secrets";
 
 pub fn image(service: &str) -> String {
     format!("{IMAGE_REPOSITORY}-{service}")
@@ -56,12 +54,8 @@ fn probe(path: &str, period: u32, failures: u32) -> Value {
 }
 
 fn env(desc: &ServiceDescription) -> Vec<Value> {
-    let mut env = vec![
-        json!({ "name": config::DATABASE_URL,
-                "valueFrom": { "secretKeyRef": { "name": DATABASE_SECRET, "key": "uri" } } }),
-        json!({ "name": config::ADMIN_TOKEN,
-                "valueFrom": { "secretKeyRef": { "name": APP_SECRET, "key": config::ADMIN_TOKEN, "optional": true } } }),
-    ];
+    let mut env = vec![json!({ "name": config::DATABASE_URL,
+                "valueFrom": { "secretKeyRef": { "name": DATABASE_SECRET, "key": "uri" } } })];
     for target in desc.calls {
         if let Some(url) = config::default_url(target) {
             env.push(json!({ "name": config::url_variable(target), "value": url }));

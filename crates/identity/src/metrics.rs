@@ -1,0 +1,98 @@
+//! What identity counts, each outcome recorded by one call that logs it and bumps its counter,
+//! so the logs and the metrics cannot disagree: logins and refreshes by outcome. A rise in
+//! refused logins is an attack in progress; any reused refresh token is a stolen one.
+
+use nubo_platform::metrics::Metrics;
+use nubo_platform::uuid::Uuid;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// How a login ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Login {
+    Succeeded,
+    WrongCredentials,
+    ClientLimited,
+    AccountLimited,
+}
+
+/// How a refresh ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refresh {
+    Rotated,
+    Refused,
+    /// A used token came back: its family was revoked.
+    Reused {
+        family: Uuid,
+        user: Uuid,
+    },
+}
+
+/// Identity's own counters, registered with the service's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct IdentityMetrics {
+    logins: Family<OutcomeLabels, Counter>,
+    refreshes: Family<OutcomeLabels, Counter>,
+}
+
+impl IdentityMetrics {
+    pub fn register(metrics: &Metrics) -> Self {
+        let logins = Family::<OutcomeLabels, Counter>::default();
+        metrics.register(
+            "identity_logins",
+            "Login attempts by outcome",
+            logins.clone(),
+        );
+        let refreshes = Family::<OutcomeLabels, Counter>::default();
+        metrics.register(
+            "identity_refreshes",
+            "Refresh-token exchanges by outcome",
+            refreshes.clone(),
+        );
+        Self { logins, refreshes }
+    }
+
+    /// Records a login from `client`. Emails are not logged: they are personal data, and a
+    /// failed login's email may not even be the person's.
+    pub fn login(&self, outcome: Login, client: &str) {
+        let label = match outcome {
+            Login::Succeeded => "succeeded",
+            Login::WrongCredentials => "wrong_credentials",
+            Login::ClientLimited => "client_limited",
+            Login::AccountLimited => "account_limited",
+        };
+        match outcome {
+            Login::Succeeded => tracing::debug!(client, "login succeeded"),
+            Login::WrongCredentials => tracing::info!(client, "login refused: wrong credentials"),
+            Login::ClientLimited => {
+                tracing::warn!(client, "login refused: too many attempts from this address")
+            }
+            Login::AccountLimited => {
+                tracing::warn!(client, "login refused: too many failures for this account")
+            }
+        }
+        self.logins
+            .get_or_create(&OutcomeLabels { outcome: label })
+            .inc();
+    }
+
+    pub fn refresh(&self, outcome: Refresh) {
+        let label = match outcome {
+            Refresh::Rotated => "rotated",
+            Refresh::Refused => "refused",
+            Refresh::Reused { family, user } => {
+                tracing::warn!(%family, %user, "a used refresh token came back; revoked its family");
+                "reused"
+            }
+        };
+        self.refreshes
+            .get_or_create(&OutcomeLabels { outcome: label })
+            .inc();
+    }
+}

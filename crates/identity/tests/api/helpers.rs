@@ -1,0 +1,260 @@
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use nubo_identity::store::{self, KeyRow};
+use nubo_platform::app::{Application, Wiring};
+use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::tokio_util::sync::CancellationToken;
+use serde_json::{Value, json};
+
+pub const ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
+pub const CUSTOMER: (&str, &str) = ("customer@nubo.example", "nubo-customer-demo");
+pub const PUBLISH_AT_ONCE: (&str, &str) = ("NUBO_IDENTITY_KEY_PUBLISH_DELAY_SECS", "0");
+
+/// Identity with the demo accounts seeded and `env` as its own variables.
+pub async fn start_with_env(mode: TestMode, env: &[(&str, &str)]) -> TestSystem {
+    TestSystem::start_with(
+        mode,
+        &[&nubo_identity::SERVICE],
+        |s| s.seed_demo_data = true,
+        env,
+    )
+    .await
+}
+
+/// Identity with the demo accounts, and new keys that sign at once.
+pub async fn start(mode: TestMode) -> TestSystem {
+    start_with_env(mode, &[PUBLISH_AT_ONCE]).await
+}
+
+/// A client of one identity replica.
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn of(system: &TestSystem) -> Self {
+        Self::at(&system.url("identity"))
+    }
+
+    pub fn at(base: &str) -> Self {
+        Self {
+            base: base.to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/identity/signup",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    pub async fn sign_up_ok(&self, email: &str, password: &str) -> Value {
+        let response = self.sign_up(email, password).await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/identity/login",
+            &json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    /// Logs in from the client address `ip`, as the gateway forwards it.
+    pub async fn log_in_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/identity/login", self.base))
+            .header("x-forwarded-for", format!("{ip}, 10.0.0.1"))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The token pair of a successful login.
+    pub async fn log_in_ok(&self, email: &str, password: &str) -> Value {
+        let response = self.log_in(email, password).await;
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    pub async fn access_token(&self, (email, password): (&str, &str)) -> String {
+        self.log_in_ok(email, password).await["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/identity/refresh",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn log_out(&self, refresh_token: &str) -> reqwest::Response {
+        self.post(
+            "/api/v1/identity/logout",
+            &json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}/api/v1/identity/me", self.base))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn rotate(&self, access_token: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/admin/identity/keys/rotate", self.base))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn jwks(&self) -> JwkSet {
+        let response = self
+            .http
+            .get(format!("{}/.well-known/jwks.json", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+}
+
+/// The kids a JWKS holds, in its order.
+pub fn kids(jwks: &JwkSet) -> Vec<String> {
+    jwks.keys
+        .iter()
+        .map(|k| k.common.key_id.clone().unwrap())
+        .collect()
+}
+
+/// The kid in a token's header.
+pub fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+/// A token's claims as JSON, read without verifying anything.
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+pub fn now_secs() -> i64 {
+    jsonwebtoken::get_current_timestamp() as i64
+}
+
+/// The signing keys in identity's database, newest first, as an operator's shell sees them.
+pub async fn stored_keys(system: &TestSystem) -> Vec<KeyRow> {
+    let db = system.db("identity").await;
+    let keys = store::signing_keys(&db).await.unwrap();
+    db.close().await;
+    keys
+}
+
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    response.json().await.unwrap()
+}
+
+/// Polls `check` until it holds, for up to ten seconds.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} never happened");
+}
+
+/// A second identity replica over the same database, cache and bus as `system`'s.
+pub struct Replica {
+    pub url: String,
+    token: CancellationToken,
+    handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Replica {
+    /// Starts it without waiting for it to be ready.
+    pub async fn spawn(system: &TestSystem, env: &[(&str, &str)]) -> Self {
+        let env: BTreeMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let app = Application::bind(&nubo_identity::SERVICE, system.settings().clone(), env)
+            .await
+            .unwrap();
+        let url = app.local_url();
+        let wiring = Wiring {
+            service_urls: BTreeMap::new(),
+            embedded_bus: match system.mode {
+                TestMode::Embedded => Some(system.bus().await),
+                TestMode::Distributed => None,
+            },
+        };
+        let token = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(wiring, token.clone()));
+        Self { url, token, handle }
+    }
+
+    pub async fn start(system: &TestSystem, env: &[(&str, &str)]) -> Self {
+        let replica = Self::spawn(system, env).await;
+        let ready = format!("{}/readyz", replica.url);
+        eventually("the second replica becoming ready", || async {
+            reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200)
+        })
+        .await;
+        replica
+    }
+
+    /// What its run returned once it stopped on its own (it failed to start).
+    pub async fn outcome(self) -> anyhow::Result<()> {
+        tokio::time::timeout(Duration::from_secs(20), self.handle)
+            .await
+            .expect("the replica stops on its own")
+            .unwrap()
+    }
+
+    pub async fn stop(self) {
+        self.token.cancel();
+        let _ = self.handle.await;
+    }
+}
