@@ -34,6 +34,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     // For identity's keys: admin routes verify the caller's token.
     calls: &["identity"],
     env: &[],
+    check_env: None,
     build: |ctx| Box::pin(build(ctx)),
     seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),
 };

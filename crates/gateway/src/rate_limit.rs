@@ -2,6 +2,7 @@
 //! mode every gateway replica counts against the same budget in Redis. When the cache fails the
 //! gateway lets requests through rather than take the shop down with it.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +23,11 @@ pub struct Limits {
 
 impl Limits {
     pub fn from_context(ctx: &Context) -> anyhow::Result<Self> {
-        let per_second = match ctx.env.get(RATE_LIMIT_RPS) {
+        Self::from_env(&ctx.env)
+    }
+
+    pub fn from_env(env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let per_second = match env.get(RATE_LIMIT_RPS) {
             Some(raw) => raw
                 .parse::<i64>()
                 .ok()
@@ -32,7 +37,7 @@ impl Limits {
                 })?,
             None => 100,
         };
-        let client_ip_header = match ctx.env.get(CLIENT_IP_HEADER) {
+        let client_ip_header = match env.get(CLIENT_IP_HEADER) {
             Some(raw) => Some(HeaderName::try_from(raw.as_str()).map_err(|_| {
                 anyhow::anyhow!("{CLIENT_IP_HEADER}: {raw:?} is not a header name")
             })?),

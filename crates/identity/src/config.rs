@@ -30,8 +30,12 @@ pub struct Config {
 
 impl Config {
     pub fn from_context(ctx: &Context) -> anyhow::Result<Self> {
+        Self::from_env(&ctx.env)
+    }
+
+    pub fn from_env(env: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Self> {
         let read = |name: &str, default: u64, min: u64, max: u64| -> anyhow::Result<u64> {
-            let Some(raw) = ctx.env.get(name) else {
+            let Some(raw) = env.get(name) else {
                 return Ok(default);
             };
             raw.trim()

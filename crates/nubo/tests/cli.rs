@@ -87,6 +87,27 @@ fn a_bad_variable_stops_start_up_with_a_message_naming_it() {
 }
 
 #[test]
+fn a_bad_service_variable_stops_start_up_before_any_port_opens() {
+    let port = free_port();
+    let mut command = nubo();
+    command
+        .args(["serve", "gateway"])
+        .env("NUBO_MODE", "embedded")
+        .env("NUBO_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .env("NUBO_GATEWAY_RATE_LIMIT_RPS", "lots")
+        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"));
+    let output = run_to_end(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("NUBO_GATEWAY_RATE_LIMIT_RPS"), "{stderr}");
+    assert!(stderr.contains("\"lots\""), "{stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "no port was opened: {stderr}"
+    );
+}
+
+#[test]
 fn a_misspelt_variable_is_refused_with_a_suggestion() {
     let mut command = nubo();
     command

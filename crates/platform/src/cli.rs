@@ -51,6 +51,11 @@ pub fn settings_for(
         .iter()
         .filter_map(|(name, _, _)| env.raw(name).map(|v| ((*name).to_owned(), v.to_owned())))
         .collect();
+    if let Some(check) = desc.check_env
+        && let Err(e) = check(&own)
+    {
+        env.fail(&format!("{} settings", desc.name), format!("{e:#}"));
+    }
     let mut urls = BTreeMap::new();
     for target in desc.calls {
         let var = config::url_variable(target);

@@ -41,6 +41,9 @@ pub struct ServiceDescription {
     pub calls: &'static [&'static str],
     /// Its own environment variables: name, meaning, default.
     pub env: &'static [(&'static str, &'static str, &'static str)],
+    /// Checks its own variables (the ones in `env` that are set), so a bad value stops the
+    /// process before any port opens; the error names the variable.
+    pub check_env: Option<fn(&BTreeMap<String, String>) -> anyhow::Result<()>>,
     pub build: BuildFn,
     /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
     pub seed: Option<SeedFn>,

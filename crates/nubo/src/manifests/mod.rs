@@ -197,6 +197,7 @@ mod tests {
         }],
         calls: &[],
         env: &[],
+        check_env: None,
         build: |_| Box::pin(async { Ok(Parts::default()) }),
         seed: None,
     };

@@ -17,6 +17,7 @@ pub static PROBE: ServiceDescription = ServiceDescription {
     consumes: &[],
     calls: &[],
     env: &[],
+    check_env: None,
     build: |_| {
         Box::pin(async {
             Ok(Parts {
