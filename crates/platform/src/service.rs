@@ -26,6 +26,8 @@ use crate::storage::{Db, Migrations, Tx};
 
 pub type BuildFn = fn(Context) -> BoxFuture<'static, anyhow::Result<Parts>>;
 pub type SeedFn = fn(Context) -> BoxFuture<'static, anyhow::Result<()>>;
+/// Checks a service's own variables: name to value, only those that are set.
+pub type CheckEnvFn = fn(&BTreeMap<String, String>) -> anyhow::Result<()>;
 
 /// What a service is. Each service crate exports one as a `static`.
 pub struct ServiceDescription {
@@ -43,7 +45,7 @@ pub struct ServiceDescription {
     pub env: &'static [(&'static str, &'static str, &'static str)],
     /// Checks its own variables (the ones in `env` that are set), so a bad value stops the
     /// process before any port opens; the error names the variable.
-    pub check_env: Option<fn(&BTreeMap<String, String>) -> anyhow::Result<()>>,
+    pub check_env: Option<CheckEnvFn>,
     pub build: BuildFn,
     /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
     pub seed: Option<SeedFn>,
