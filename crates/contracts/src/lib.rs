@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod inventory;
 pub mod money;
 
 pub use money::Money;

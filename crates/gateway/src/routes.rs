@@ -18,10 +18,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("products", "catalog"),
     ("categories", "catalog"),
     ("admin/products", "catalog"),
+    ("inventory", "inventory"),
+    ("admin/inventory", "inventory"),
 ];
 
 /// Every service the gateway proxies to; identity also serves the keys tokens are checked with.
-pub const UPSTREAMS: &[&str] = &["catalog", "identity"];
+pub const UPSTREAMS: &[&str] = &["catalog", "identity", "inventory"];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
 pub fn owner(path: &str) -> Option<&'static str> {

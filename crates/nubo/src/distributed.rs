@@ -34,6 +34,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
         shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
+        // Demo stock: every product the catalog seeds arrives in inventory with some units.
+        if !args.no_seed && std::env::var_os("NUBO_INVENTORY_INITIAL_STOCK").is_none() {
+            shared.insert("NUBO_INVENTORY_INITIAL_STOCK".into(), "25".into());
+        }
     }
 
     let token = CancellationToken::new();

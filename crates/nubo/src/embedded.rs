@@ -42,6 +42,12 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         if let Some(seed) = seed {
             settings.seed_demo_data = seed;
         }
+        let mut own = own;
+        // Demo stock: every product the catalog seeds arrives in inventory with some units.
+        if settings.seed_demo_data && desc.name == "inventory" {
+            own.entry("NUBO_INVENTORY_INITIAL_STOCK".to_owned())
+                .or_insert_with(|| "25".to_owned());
+        }
         planned.push((*desc, settings, own));
     }
     let seeded = planned

@@ -17,6 +17,7 @@ use nubo_platform::ServiceDescription;
 pub const SERVICES: &[&ServiceDescription] = &[
     &nubo_identity::SERVICE,
     &nubo_catalog::SERVICE,
+    &nubo_inventory::SERVICE,
     &nubo_gateway::SERVICE,
 ];
 

@@ -64,6 +64,16 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         scale_on_request_rate: Some(300),
         scale_on_consumer_lag: None,
     },
+    // Not yet measured under load: sized like catalog, whose work per request it resembles.
+    Deployment {
+        service: "inventory",
+        cpu_request_m: 100,
+        memory_request_mi: 48,
+        cpu_limit_m: 1000,
+        memory_limit_mi: 192,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: None,
+    },
     Deployment {
         service: "catalog",
         cpu_request_m: 100,
