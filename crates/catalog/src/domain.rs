@@ -1,32 +1,11 @@
 //! Products and the values they are made of. Each type can only be built valid.
 
 use nubo_contracts::Money;
+pub use nubo_contracts::Sku;
 use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::error::FieldError;
 use nubo_platform::uuid::Uuid;
 use serde::{Deserialize, Serialize};
-
-/// A stock-keeping unit: 3 to 32 upper-case letters, digits and dashes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Sku(String);
-
-impl Sku {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok_len = (3..=32).contains(&raw.len());
-        let ok_chars = raw
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
-        if ok_len && ok_chars && !raw.starts_with('-') {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err("must be 3 to 32 upper-case letters, digits or dashes".to_owned())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// A category slug: 1 to 40 lower-case letters, digits and dashes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -5,5 +5,7 @@
 pub mod catalog;
 pub mod inventory;
 pub mod money;
+pub mod sku;
 
 pub use money::Money;
+pub use sku::Sku;

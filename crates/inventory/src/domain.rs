@@ -1,32 +1,11 @@
 //! The values inventory works with. Each type can only be built valid, and a request is parsed
 //! into them in one go, reporting every bad field at once.
 
+pub use nubo_contracts::Sku;
 use nubo_contracts::inventory::{ReleaseStock, ReserveStock, StockLine};
 use nubo_platform::chrono::TimeDelta;
 use nubo_platform::error::FieldError;
 use nubo_platform::uuid::Uuid;
-
-/// A stock-keeping unit: 3 to 32 upper-case letters, digits and dashes (as the catalog's).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Sku(String);
-
-impl Sku {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let ok_len = (3..=32).contains(&raw.len());
-        let ok_chars = raw
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-');
-        if ok_len && ok_chars && !raw.starts_with('-') {
-            Ok(Self(raw.to_owned()))
-        } else {
-            Err("must be 3 to 32 upper-case letters, digits or dashes".to_owned())
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
 
 /// How many units one line of a reservation holds: 1 to 1000.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
