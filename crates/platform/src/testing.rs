@@ -155,6 +155,19 @@ impl TestSystem {
             system.urls.insert(desc.name.to_owned(), app.local_url());
             bound.push((*desc, app, own));
         }
+        // A service a test leaves out is down as far as the others can tell: its address is a
+        // local port nothing listens on, so calls to it fail fast, as they would in production.
+        for desc in services {
+            for target in desc.calls {
+                if !system.urls.contains_key(*target) {
+                    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+                    let port = closed.local_addr().expect("its address").port();
+                    system
+                        .urls
+                        .insert((*target).to_owned(), format!("http://127.0.0.1:{port}"));
+                }
+            }
+        }
         for (desc, app, own) in bound {
             system.run(desc, app, system.base.clone(), own);
         }
