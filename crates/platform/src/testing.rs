@@ -397,3 +397,33 @@ impl Proxy {
         self.open.store(true, Ordering::SeqCst);
     }
 }
+
+/// Waits until `check` holds: events, sweeps and relays are asynchronous. Generous, because
+/// shared CI machines are noisy and a slow pass is not a failure.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..600 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting until {what}");
+}
+
+/// Asserts `response` is a problem document with `status`, and returns its body.
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    assert_eq!(content_type.as_deref(), Some(crate::error::PROBLEM_JSON));
+    let body: serde_json::Value = response.json().await.expect("a problem document");
+    assert_eq!(body["status"], status);
+    body
+}

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::{TestMode, TestSystem, sample};
+use nubo_platform::testing::{TestMode, TestSystem, assert_problem, sample};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
@@ -53,15 +53,6 @@ async fn sign_in(system: &TestSystem, email: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
-}
-
-async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
 }
 
 both_modes!(
@@ -133,7 +124,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
     let (system, admin) = start(mode, &[]).await;
     let gateway = system.url("gateway");
     let http = reqwest::Client::new();
-    let unknown = problem(
+    let unknown = assert_problem(
         http.get(format!("{gateway}/api/v1/nothing-here"))
             .send()
             .await
@@ -147,7 +138,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
             .unwrap()
             .contains("/api/v1/nothing-here")
     );
-    problem(
+    assert_problem(
         http.get(format!("{gateway}/elsewhere"))
             .send()
             .await
@@ -163,7 +154,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
         .send()
         .await
         .unwrap();
-    problem(malformed, 400).await;
+    assert_problem(malformed, 400).await;
     let huge = http
         .post(format!("{gateway}/api/v1/admin/products"))
         .bearer_auth(&admin)
@@ -175,7 +166,7 @@ async fn bad_requests_through_the_gateway_get_problems(mode: TestMode) {
         .send()
         .await
         .unwrap();
-    problem(huge, 413).await;
+    assert_problem(huge, 413).await;
     system.shutdown().await;
 }
 
@@ -196,7 +187,7 @@ async fn a_client_over_its_rate_is_told_to_slow_down(mode: TestMode) {
     let limited = limited.expect("some request is rate limited");
     assert_eq!(limited.headers()["retry-after"], "1");
     assert_eq!(limited.headers()["ratelimit-limit"], "3");
-    problem(limited, 429).await;
+    assert_problem(limited, 429).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(
         http.get(&url).send().await.unwrap().status(),
@@ -211,7 +202,7 @@ async fn a_downed_catalog_gets_a_clear_answer_not_a_hang(mode: TestMode) {
     system.stop("catalog").await.unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/products", system.url("gateway"));
-    let first = problem(http.get(&url).send().await.unwrap(), 502).await;
+    let first = assert_problem(http.get(&url).send().await.unwrap(), 502).await;
     assert!(first["detail"].as_str().unwrap().contains("catalog"));
     // After enough failures the breaker opens and the gateway answers at once.
     let mut open = None;
@@ -224,7 +215,7 @@ async fn a_downed_catalog_gets_a_clear_answer_not_a_hang(mode: TestMode) {
     }
     let open = open.expect("the circuit to catalog opens");
     assert!(open.headers().contains_key("retry-after"));
-    problem(open, 503).await;
+    assert_problem(open, 503).await;
     system.shutdown().await;
 }
 
@@ -296,7 +287,7 @@ async fn tokens_are_checked_at_the_gateway_and_services_still_authorize(mode: Te
             .unwrap()
             .contains("invalid_token")
     );
-    problem(refused, 401).await;
+    assert_problem(refused, 401).await;
     let after = system
         .metric(
             "catalog",
@@ -314,7 +305,7 @@ async fn tokens_are_checked_at_the_gateway_and_services_still_authorize(mode: Te
         .send()
         .await
         .unwrap();
-    problem(forbidden, 403).await;
+    assert_problem(forbidden, 403).await;
     // Anonymous reads of public routes need no token.
     assert_eq!(
         http.get(format!("{gateway}/api/v1/products"))

@@ -1,3 +1,4 @@
+pub use nubo_platform::testing::{assert_problem, eventually};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -179,30 +180,6 @@ pub async fn stored_keys(system: &TestSystem) -> Vec<KeyRow> {
     let keys = store::signing_keys(&db).await.unwrap();
     db.close().await;
     keys
-}
-
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
-}
-
-/// Polls `check` until it holds, for up to ten seconds.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..200 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("{what} never happened");
 }
 
 /// A second identity replica over the same database, cache and bus as `system`'s.

@@ -1,4 +1,4 @@
-use std::time::Duration;
+pub use nubo_platform::testing::{assert_problem, eventually};
 
 use nubo_platform::storage::Db;
 use nubo_platform::testing::{TestMode, TestSystem};
@@ -207,31 +207,6 @@ pub fn reservation(id: Uuid, lines: &[(&str, i64)], ttl_secs: i64) -> Value {
         .map(|(sku, quantity)| json!({ "sku": sku, "quantity": quantity }))
         .collect();
     json!({ "reservation_id": id, "lines": lines, "ttl_secs": ttl_secs })
-}
-
-/// Waits until `check` holds (events and the expiry sweep are asynchronous).
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    // Generous: shared CI machines are noisy, and a slow pass is not a failure.
-    for _ in 0..600 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("timed out waiting until {what}");
-}
-
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    response.json().await.unwrap()
 }
 
 pub async fn json(response: reqwest::Response, status: u16) -> Value {
