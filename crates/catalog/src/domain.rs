@@ -29,6 +29,142 @@ impl Category {
     }
 }
 
+/// A category as stored and served.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CategoryInfo {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+}
+
+/// What an admin sends to create a category.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryInput {
+    pub slug: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// What an admin sends to rename or re-describe a category; the slug is in the path.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoryUpdate {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A category that passed every check.
+#[derive(Clone, Debug)]
+pub struct ValidCategory {
+    pub slug: Category,
+    pub name: String,
+    pub description: String,
+}
+
+impl CategoryInput {
+    /// Checks every field and reports all problems at once.
+    pub fn validate(self) -> Result<ValidCategory, Vec<FieldError>> {
+        let slug = Category::parse(&self.slug);
+        let mut errors = Vec::new();
+        if let Err(message) = &slug {
+            errors.push(FieldError {
+                field: "slug".to_owned(),
+                message: message.clone(),
+            });
+        }
+        let (name, more) = check_category_text(&self.name, &self.description);
+        errors.extend(more);
+        match slug {
+            Ok(slug) if errors.is_empty() => Ok(ValidCategory {
+                slug,
+                name,
+                description: self.description,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+impl CategoryUpdate {
+    /// Checks the fields for the category whose slug came from the path.
+    pub fn validate(self, slug: Category) -> Result<ValidCategory, Vec<FieldError>> {
+        let (name, errors) = check_category_text(&self.name, &self.description);
+        if errors.is_empty() {
+            Ok(ValidCategory {
+                slug,
+                name,
+                description: self.description,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The trimmed name, and what is wrong with the name and description.
+fn check_category_text(name: &str, description: &str) -> (String, Vec<FieldError>) {
+    let mut errors = Vec::new();
+    let name = name.trim().to_owned();
+    if !(1..=100).contains(&name.chars().count()) {
+        errors.push(FieldError {
+            field: "name".to_owned(),
+            message: "must be 1 to 100 characters".to_owned(),
+        });
+    }
+    if description.chars().count() > 1000 {
+        errors.push(FieldError {
+            field: "description".to_owned(),
+            message: "must be at most 1000 characters".to_owned(),
+        });
+    }
+    (name, errors)
+}
+
+/// What a shopper searches for, reduced to plain words: everything that is not a letter or a
+/// digit separates words, so no character the user types can reach a query language.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchTerms(Vec<String>);
+
+impl SearchTerms {
+    /// Accepts 1 to 200 characters; the result may hold no words at all (`"*"`, `"--"`).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if !(1..=200).contains(&raw.chars().count()) {
+            return Err("must be 1 to 200 characters".to_owned());
+        }
+        let words = raw
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        Ok(Self(words))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// An FTS5 query: every word quoted, the last one matched as a prefix, all required.
+    pub fn to_fts5(&self) -> String {
+        self.join(|w| format!("\"{w}\""), "*", " AND ")
+    }
+
+    /// A PostgreSQL `to_tsquery` text: every word quoted, the last one a prefix, all required.
+    pub fn to_tsquery(&self) -> String {
+        self.join(|w| format!("'{w}'"), ":*", " & ")
+    }
+
+    fn join(&self, quote: impl Fn(&str) -> String, prefix: &str, and: &str) -> String {
+        let mut quoted: Vec<String> = self.0.iter().map(|w| quote(w)).collect();
+        if let Some(last) = quoted.last_mut() {
+            last.push_str(prefix);
+        }
+        quoted.join(and)
+    }
+}
+
 /// A product as stored and served.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Product {
@@ -171,6 +307,22 @@ mod tests {
         let errors = bad.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(fields, ["sku", "price", "category"]);
+    }
+
+    #[test]
+    fn search_words_are_quoted_and_the_last_is_a_prefix() {
+        let terms = SearchTerms::parse("Green \"TEA\" NEAR( gree' OR 1=1 --").unwrap();
+        assert_eq!(
+            terms.to_fts5(),
+            r#""green" AND "tea" AND "near" AND "gree" AND "or" AND "1" AND "1"*"#
+        );
+        assert_eq!(
+            terms.to_tsquery(),
+            "'green' & 'tea' & 'near' & 'gree' & 'or' & '1' & '1':*"
+        );
+        assert!(SearchTerms::parse("\"*--").unwrap().is_empty());
+        assert!(SearchTerms::parse("").is_err());
+        assert!(SearchTerms::parse(&"a".repeat(201)).is_err());
     }
 
     #[test]

@@ -1,12 +1,14 @@
-//! The catalog: products with SKU, name, description, price, category and image; paged lists
-//! filtered by category; admin create and update, each publishing `ProductChanged` through the
-//! outbox; reads served from the cache; and a price history built from its own events.
+//! The catalog: products with SKU, name, description, price, category and image; categories an
+//! admin manages; paged lists filtered by category; ranked full-text search; admin create and
+//! update, each publishing `ProductChanged` through the outbox; reads served from the cache; and
+//! a price history built from its own events.
 #![forbid(unsafe_code)]
 
 mod cached;
 pub mod domain;
 mod events;
 pub mod routes;
+pub mod search;
 mod seed;
 pub mod store;
 

@@ -12,18 +12,26 @@ use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context, OrNotFound};
 use serde::{Deserialize, Serialize};
 
-use crate::cached;
-use crate::domain::{Product, ProductInput};
-use crate::store::{self, PricePoint, WriteError};
+use crate::domain::{
+    Category, CategoryInfo, CategoryInput, CategoryUpdate, Product, ProductInput, SearchTerms,
+};
+use crate::store::{self, CategoryError, PricePoint, WriteError};
+use crate::{cached, search};
 
 pub fn router(ctx: Context) -> Router {
     Router::new()
         .route("/api/v1/products", get(list_products))
+        .route("/api/v1/products/search", get(search_products))
         .route("/api/v1/products/{id}", get(get_product))
         .route("/api/v1/products/{id}/price-history", get(price_history))
         .route("/api/v1/categories", get(list_categories))
         .route("/api/v1/admin/products", post(create_product))
         .route("/api/v1/admin/products/{id}", put(update_product))
+        .route("/api/v1/admin/categories", post(create_category))
+        .route(
+            "/api/v1/admin/categories/{slug}",
+            put(update_category).delete(delete_category),
+        )
         .with_state(ctx)
 }
 
@@ -57,18 +65,58 @@ async fn list_products(
     State(ctx): State<Context>,
     Query(q): Query<ListQuery>,
 ) -> Result<Json<ProductPage>, ApiError> {
-    if q.page == 0 || q.page > 100_000 {
-        return Err(ApiError::invalid("page", "must be between 1 and 100000"));
-    }
-    if q.per_page == 0 || q.per_page > 100 {
-        return Err(ApiError::invalid("per_page", "must be between 1 and 100"));
-    }
-    if let Some(c) = &q.category {
-        crate::domain::Category::parse(c).map_err(|m| ApiError::invalid("category", m))?;
-    }
+    check_page(q.page, q.per_page, q.category.as_deref())?;
     Ok(Json(
         cached::list(&ctx, q.category.as_deref(), q.page, q.per_page).await?,
     ))
+}
+
+fn check_page(page: u32, per_page: u32, category: Option<&str>) -> Result<(), ApiError> {
+    if page == 0 || page > 100_000 {
+        return Err(ApiError::invalid("page", "must be between 1 and 100000"));
+    }
+    if per_page == 0 || per_page > 100 {
+        return Err(ApiError::invalid("per_page", "must be between 1 and 100"));
+    }
+    if let Some(c) = category {
+        Category::parse(c).map_err(|m| ApiError::invalid("category", m))?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    #[serde(default)]
+    pub q: String,
+    pub category: Option<String>,
+    #[serde(default = "first_page")]
+    pub page: u32,
+    #[serde(default = "default_per_page")]
+    pub per_page: u32,
+}
+
+async fn search_products(
+    State(ctx): State<Context>,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<ProductPage>, ApiError> {
+    let terms = SearchTerms::parse(&q.q).map_err(|m| ApiError::invalid("q", m))?;
+    check_page(q.page, q.per_page, q.category.as_deref())?;
+    let offset = i64::from(q.page - 1) * i64::from(q.per_page);
+    let (items, total) = search::search(
+        &ctx.db,
+        &terms,
+        q.category.as_deref(),
+        i64::from(q.per_page),
+        offset,
+    )
+    .await?;
+    Ok(Json(ProductPage {
+        items,
+        page: q.page,
+        per_page: q.per_page,
+        total,
+    }))
 }
 
 async fn get_product(
@@ -89,6 +137,8 @@ async fn price_history(
 #[derive(Debug, Serialize, Deserialize)]
 pub struct CategoryCount {
     pub category: String,
+    pub name: String,
+    pub description: String,
     pub products: i64,
 }
 
@@ -97,7 +147,12 @@ async fn list_categories(State(ctx): State<Context>) -> Result<Json<Vec<Category
     Ok(Json(
         categories
             .into_iter()
-            .map(|(category, products)| CategoryCount { category, products })
+            .map(|c| CategoryCount {
+                category: c.slug,
+                name: c.name,
+                description: c.description,
+                products: c.products,
+            })
             .collect(),
     ))
 }
@@ -141,10 +196,73 @@ async fn update_product(
     Ok(Json(product))
 }
 
+async fn create_category(
+    _: Admin,
+    State(ctx): State<Context>,
+    Json(input): Json<CategoryInput>,
+) -> Result<(StatusCode, Json<CategoryInfo>), ApiError> {
+    let valid = input.validate().map_err(ApiError::Invalid)?;
+    let mut tx = ctx.db.begin().await?;
+    store::insert_category(&mut tx, &valid)
+        .await
+        .map_err(category_error)?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CategoryInfo {
+            slug: valid.slug.as_str().to_owned(),
+            name: valid.name,
+            description: valid.description,
+        }),
+    ))
+}
+
+async fn update_category(
+    _: Admin,
+    State(ctx): State<Context>,
+    Path(slug): Path<String>,
+    Json(input): Json<CategoryUpdate>,
+) -> Result<Json<CategoryInfo>, ApiError> {
+    // A slug that cannot be valid names no category.
+    let slug = Category::parse(&slug).map_err(|_| category_error(CategoryError::NotFound))?;
+    let valid = input.validate(slug).map_err(ApiError::Invalid)?;
+    let mut tx = ctx.db.begin().await?;
+    let category = store::update_category(&mut tx, &valid)
+        .await
+        .map_err(category_error)?;
+    tx.commit().await?;
+    Ok(Json(category))
+}
+
+async fn delete_category(
+    _: Admin,
+    State(ctx): State<Context>,
+    Path(slug): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let mut tx = ctx.db.begin().await?;
+    store::delete_category(&mut tx, &slug)
+        .await
+        .map_err(category_error)?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn category_error(e: CategoryError) -> ApiError {
+    match e {
+        CategoryError::SlugTaken => ApiError::Conflict("a category with this slug exists".into()),
+        CategoryError::NotFound => ApiError::NotFound("category not found".into()),
+        CategoryError::InUse => {
+            ApiError::Conflict("products are still in this category; move them first".into())
+        }
+        CategoryError::Database(e) => e.into(),
+    }
+}
+
 fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::SkuTaken => ApiError::Conflict("another product already has this SKU".into()),
         WriteError::NotFound => ApiError::NotFound("product not found".into()),
+        WriteError::UnknownCategory => ApiError::invalid("category", "no such category"),
         WriteError::Database(e) => e.into(),
     }
 }

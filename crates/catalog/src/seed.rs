@@ -4,8 +4,34 @@
 use nubo_contracts::catalog::ProductChange;
 use nubo_platform::Context;
 
-use crate::domain::{PriceInput, ProductInput};
-use crate::store::{self, WriteError};
+use crate::domain::{CategoryInput, PriceInput, ProductInput};
+use crate::store::{self, CategoryError, WriteError};
+
+/// Slug, name, description; created before the products that use them.
+const CATEGORIES: &[(&str, &str, &str)] = &[
+    (
+        "coffee",
+        "Coffee",
+        "Single origins and blends, roasted in small batches.",
+    ),
+    (
+        "tea",
+        "Tea",
+        "Green, black, white and oolong teas, and herbal infusions.",
+    ),
+    (
+        "brewing",
+        "Brewing gear",
+        "Drippers, kettles, grinders and scales.",
+    ),
+    (
+        "cups",
+        "Cups and teapots",
+        "Things to drink from and pour with.",
+    ),
+    ("books", "Books", "Reading for the curious drinker."),
+    ("gifts", "Gifts", "Sets, gift cards and things for the bar."),
+];
 
 /// Name, description, price in cents.
 type Item = (&'static str, &'static str, i64);
@@ -236,6 +262,22 @@ pub async fn demo_products(ctx: Context) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut tx = ctx.db.begin().await?;
+    for (slug, name, description) in CATEGORIES {
+        let input = CategoryInput {
+            slug: (*slug).to_owned(),
+            name: (*name).to_owned(),
+            description: (*description).to_owned(),
+        };
+        let valid = input
+            .validate()
+            .map_err(|e| anyhow::anyhow!("demo category {slug} is invalid: {e:?}"))?;
+        match store::insert_category(&mut tx, &valid).await {
+            // Already there: from the migration's backfill, an admin or another replica.
+            Ok(()) | Err(CategoryError::SlugTaken) => {}
+            Err(CategoryError::Database(e)) => return Err(e.into()),
+            Err(e) => anyhow::bail!("cannot create demo category {slug}: {e:?}"),
+        }
+    }
     let mut inserted = 0;
     for (category, prefix, products) in CATALOG {
         for (n, (name, description, cents)) in products.iter().enumerate() {
@@ -262,6 +304,9 @@ pub async fn demo_products(ctx: Context) -> anyhow::Result<()> {
                 // Another replica seeded at the same time; its rows stand.
                 Err(WriteError::SkuTaken) => {}
                 Err(WriteError::NotFound) => {}
+                Err(WriteError::UnknownCategory) => {
+                    anyhow::bail!("demo product {name} is in an unknown category {category}")
+                }
                 Err(WriteError::Database(e)) => return Err(e.into()),
             }
         }

@@ -7,12 +7,12 @@ use nubo_platform::storage::{Db, Tx};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
 
-use crate::domain::{Product, ValidProduct};
+use crate::domain::{CategoryInfo, Product, ValidCategory, ValidProduct};
 
-const COLUMNS: &str = "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
+pub(crate) const COLUMNS: &str = "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
 
 #[derive(sqlx::FromRow)]
-struct ProductRow {
+pub(crate) struct ProductRow {
     id: Uuid,
     sku: String,
     name: String,
@@ -92,10 +92,108 @@ pub async fn list(
     Ok((rows.into_iter().map(Into::into).collect(), total))
 }
 
-/// Categories with how many products each has.
-pub async fn categories(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
-    let sql = "SELECT category, COUNT(*) FROM products GROUP BY category ORDER BY category";
-    with_db!(db, pool => sqlx::query_as::<_, (String, i64)>(sql).fetch_all(pool).await)
+/// A category with how many products it has.
+#[derive(Debug, sqlx::FromRow)]
+pub struct CategorySummary {
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub products: i64,
+}
+
+/// Every category, empty ones too, with how many products each has.
+pub async fn categories(db: &Db) -> Result<Vec<CategorySummary>, sqlx::Error> {
+    let sql = "SELECT c.slug, c.name, c.description, COUNT(p.id) AS products \
+               FROM categories c LEFT JOIN products p ON p.category = c.slug \
+               GROUP BY c.slug, c.name, c.description ORDER BY c.slug";
+    with_db!(db, pool => sqlx::query_as::<_, CategorySummary>(sql).fetch_all(pool).await)
+}
+
+/// Why a category write was refused.
+#[derive(Debug)]
+pub enum CategoryError {
+    SlugTaken,
+    NotFound,
+    InUse,
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for CategoryError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            // PostgreSQL's foreign key: a product arrived in the category as it was deleted.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::InUse,
+            _ => Self::Database(e),
+        }
+    }
+}
+
+/// Adds a category. `ON CONFLICT DO NOTHING` rather than a unique violation, which would abort
+/// a PostgreSQL transaction the seed still wants to use.
+pub async fn insert_category(tx: &mut Tx, c: &ValidCategory) -> Result<(), CategoryError> {
+    let sql = "INSERT INTO categories (slug, name, description, created_at) VALUES ($1, $2, $3, $4) \
+               ON CONFLICT DO NOTHING";
+    let inserted = with_tx!(tx, conn => sqlx::query(sql)
+        .bind(c.slug.as_str())
+        .bind(&c.name)
+        .bind(&c.description)
+        .bind(nubo_platform::clock::now())
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    if inserted == 0 {
+        return Err(CategoryError::SlugTaken);
+    }
+    Ok(())
+}
+
+pub async fn update_category(
+    tx: &mut Tx,
+    c: &ValidCategory,
+) -> Result<CategoryInfo, CategoryError> {
+    let sql = "UPDATE categories SET name = $2, description = $3 WHERE slug = $1 \
+               RETURNING slug, name, description";
+    let row = with_tx!(tx, conn => sqlx::query_as::<_, (String, String, String)>(sql)
+        .bind(c.slug.as_str())
+        .bind(&c.name)
+        .bind(&c.description)
+        .fetch_optional(conn)
+        .await)?;
+    let (slug, name, description) = row.ok_or(CategoryError::NotFound)?;
+    Ok(CategoryInfo {
+        slug,
+        name,
+        description,
+    })
+}
+
+/// Deletes a category no product uses. On SQLite the write transaction excludes every other
+/// writer; on PostgreSQL the foreign key catches a product added concurrently.
+pub async fn delete_category(tx: &mut Tx, slug: &str) -> Result<(), CategoryError> {
+    let delete = "DELETE FROM categories WHERE slug = $1 \
+                  AND NOT EXISTS (SELECT 1 FROM products WHERE category = $1)";
+    let exists = "SELECT COUNT(*) FROM categories WHERE slug = $1";
+    let (deleted, remaining) = with_tx!(tx, conn => {
+        let deleted = sqlx::query(delete).bind(slug).execute(&mut *conn).await?.rows_affected();
+        let remaining: i64 = sqlx::query_scalar(exists).bind(slug).fetch_one(&mut *conn).await?;
+        (deleted, remaining)
+    });
+    match (deleted, remaining) {
+        (0, 0) => Err(CategoryError::NotFound),
+        (0, _) => Err(CategoryError::InUse),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a product write into a category that does not exist.
+async fn require_category(tx: &mut Tx, slug: &str) -> Result<(), WriteError> {
+    let sql = "SELECT COUNT(*) FROM categories WHERE slug = $1";
+    let found: i64 =
+        with_tx!(tx, conn => sqlx::query_scalar(sql).bind(slug).fetch_one(conn).await)?;
+    if found == 0 {
+        return Err(WriteError::UnknownCategory);
+    }
+    Ok(())
 }
 
 /// Why a write was refused.
@@ -103,6 +201,7 @@ pub async fn categories(db: &Db) -> Result<Vec<(String, i64)>, sqlx::Error> {
 pub enum WriteError {
     SkuTaken,
     NotFound,
+    UnknownCategory,
     Database(sqlx::Error),
 }
 
@@ -110,12 +209,15 @@ impl From<sqlx::Error> for WriteError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::Database(db) if db.is_unique_violation() => Self::SkuTaken,
+            // PostgreSQL's foreign key: the category was deleted since it was checked.
+            sqlx::Error::Database(db) if db.is_foreign_key_violation() => Self::UnknownCategory,
             _ => Self::Database(e),
         }
     }
 }
 
 pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError> {
+    require_category(tx, p.category.as_str()).await?;
     let now = nubo_platform::clock::now();
     let product = Product {
         id: Uuid::now_v7(),
@@ -152,6 +254,7 @@ pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError
 
 /// Replaces a product's fields and bumps its version.
 pub async fn update(tx: &mut Tx, id: Uuid, p: &ValidProduct) -> Result<Product, WriteError> {
+    require_category(tx, p.category.as_str()).await?;
     let sql = format!(
         "UPDATE products SET sku = $2, name = $3, description = $4, price_minor = $5, currency = $6, \
          category = $7, image_url = $8, version = version + 1, updated_at = $9 WHERE id = $1 RETURNING {COLUMNS}"

@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod inventory;
 pub mod money;
+pub mod payments;
 pub mod sku;
 
 pub use money::Money;

@@ -18,12 +18,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("products", "catalog"),
     ("categories", "catalog"),
     ("admin/products", "catalog"),
+    ("admin/categories", "catalog"),
     ("inventory", "inventory"),
     ("admin/inventory", "inventory"),
+    ("admin/payments", "payments"),
 ];
 
 /// Every service the gateway proxies to; identity also serves the keys tokens are checked with.
-pub const UPSTREAMS: &[&str] = &["catalog", "identity", "inventory"];
+pub const UPSTREAMS: &[&str] = &["catalog", "identity", "inventory", "payments"];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
 pub fn owner(path: &str) -> Option<&'static str> {

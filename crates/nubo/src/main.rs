@@ -18,6 +18,7 @@ pub const SERVICES: &[&ServiceDescription] = &[
     &nubo_identity::SERVICE,
     &nubo_catalog::SERVICE,
     &nubo_inventory::SERVICE,
+    &nubo_payments::SERVICE,
     &nubo_gateway::SERVICE,
 ];
 

@@ -27,7 +27,30 @@ pub async fn start_with(
             .await
             .unwrap();
     }
+    let catalog = system.db("catalog").await;
+    for (slug, name) in STARTING_CATEGORIES {
+        add_category(&catalog, slug, name).await;
+    }
     system
+}
+
+/// The categories the shop starts with in tests; products must be in one that exists.
+pub const STARTING_CATEGORIES: [(&str, &str); 2] = [("tea", "Tea"), ("coffee", "Coffee")];
+
+/// What an operator's script would do: a category straight into the store.
+pub async fn add_category(db: &nubo_platform::storage::Db, slug: &str, name: &str) {
+    let input = nubo_catalog::domain::CategoryInput {
+        slug: slug.into(),
+        name: name.into(),
+        description: format!("All things {slug}."),
+    };
+    let valid = input.validate().expect("valid category");
+    let mut tx = db.begin().await.unwrap();
+    nubo_catalog::store::insert_category(&mut tx, &valid)
+        .await
+        .map_err(|e| format!("{e:?}"))
+        .unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// Signs in through identity and returns the access token.
@@ -93,6 +116,24 @@ impl Admin {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Sends `method` to an admin route, as this admin.
+    pub async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        let request = match body {
+            Some(body) => request.json(body),
+            None => request,
+        };
+        request.send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

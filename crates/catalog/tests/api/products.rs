@@ -38,7 +38,13 @@ async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
         json!({ "amount_minor": 450, "currency": "EUR" })
     );
     let categories: Value = admin.get("/api/v1/categories").await.json().await.unwrap();
-    assert_eq!(categories, json!([{ "category": "tea", "products": 1 }]));
+    assert_eq!(
+        categories,
+        json!([
+            { "category": "coffee", "name": "Coffee", "description": "All things coffee.", "products": 0 },
+            { "category": "tea", "name": "Tea", "description": "All things tea.", "products": 1 },
+        ])
+    );
     system.shutdown().await;
 }
 

@@ -69,6 +69,14 @@ async fn a_shopper_browses_and_an_admin_edits_through_the_gateway(mode: TestMode
     let (system, admin) = start(mode, &[]).await;
     let gateway = system.url("gateway");
     let http = reqwest::Client::new();
+    let category = http
+        .post(format!("{gateway}/api/v1/admin/categories"))
+        .bearer_auth(&admin)
+        .json(&json!({ "slug": "coffee", "name": "Coffee", "description": "Roasted beans" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(category.status(), 201);
     let created = http
         .post(format!("{gateway}/api/v1/admin/products"))
         .bearer_auth(&admin)

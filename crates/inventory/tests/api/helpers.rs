@@ -35,6 +35,15 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
             .unwrap();
     }
     let admin_token = sign_in(&system, ADMIN_EMAIL).await;
+    // Products live in categories the catalog knows; the tests' products are tea.
+    let category = reqwest::Client::new()
+        .post(format!("{}/api/v1/admin/categories", system.url("catalog")))
+        .bearer_auth(&admin_token)
+        .json(&json!({ "slug": "tea", "name": "Tea", "description": "" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(category.status(), 201);
     Shop {
         inventory: system.url("inventory"),
         catalog: system.url("catalog"),

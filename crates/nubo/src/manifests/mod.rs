@@ -74,6 +74,17 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
     },
+    // Not yet measured under load: little CPU of its own; most of a request is the provider's
+    // latency, so memory for many concurrent requests matters more.
+    Deployment {
+        service: "payments",
+        cpu_request_m: 100,
+        memory_request_mi: 48,
+        cpu_limit_m: 1000,
+        memory_limit_mi: 192,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: None,
+    },
     Deployment {
         service: "catalog",
         cpu_request_m: 100,
