@@ -2,6 +2,7 @@
 //! changed or removed one is a new versioned subject.
 #![forbid(unsafe_code)]
 
+pub mod cart;
 pub mod catalog;
 pub mod inventory;
 pub mod money;

@@ -22,10 +22,12 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("inventory", "inventory"),
     ("admin/inventory", "inventory"),
     ("admin/payments", "payments"),
+    ("cart", "cart"),
+    ("admin/carts", "cart"),
 ];
 
 /// Every service the gateway proxies to; identity also serves the keys tokens are checked with.
-pub const UPSTREAMS: &[&str] = &["catalog", "identity", "inventory", "payments"];
+pub const UPSTREAMS: &[&str] = &["cart", "catalog", "identity", "inventory", "payments"];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
 pub fn owner(path: &str) -> Option<&'static str> {

@@ -19,6 +19,7 @@ pub const SERVICES: &[&ServiceDescription] = &[
     &nubo_catalog::SERVICE,
     &nubo_inventory::SERVICE,
     &nubo_payments::SERVICE,
+    &nubo_cart::SERVICE,
     &nubo_gateway::SERVICE,
 ];
 

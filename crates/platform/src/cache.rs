@@ -125,6 +125,65 @@ impl Cache {
         self.set(key, Bytes::from(bytes), ttl).await
     }
 
+    /// Sets `field` of the hash at `key` to `value`, creating the hash if absent, and gives the
+    /// whole hash `ttl` from now: a hash lives until nobody writes to it for `ttl`.
+    pub async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(cache) => {
+                cache.hash_set(key, field, value, ttl);
+                Ok(())
+            }
+            Cache::Redis(cache) => cache.hash_set(key, field, value, ttl).await,
+        }
+    }
+
+    /// Atomically adds `by` (which may be negative) to the integer `field` of the hash at `key`
+    /// and returns the new value; an absent field starts at 0. Refreshes the hash's `ttl`.
+    pub async fn hash_incr(
+        &self,
+        key: &str,
+        field: &str,
+        by: i64,
+        ttl: Duration,
+    ) -> Result<i64, CacheError> {
+        match self {
+            Cache::Memory(cache) => cache.hash_incr(key, field, by, ttl),
+            Cache::Redis(cache) => cache.hash_incr(key, field, by, ttl).await,
+        }
+    }
+
+    /// Removes `field` from the hash at `key`; the hash's expiry is refreshed to `ttl` if it
+    /// still exists. Removing what is not there is not an error.
+    pub async fn hash_delete(
+        &self,
+        key: &str,
+        field: &str,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(cache) => {
+                cache.hash_delete(key, field, ttl);
+                Ok(())
+            }
+            Cache::Redis(cache) => cache.hash_delete(key, field, ttl).await,
+        }
+    }
+
+    /// Every field of the hash at `key` with its value, sorted by field; empty if absent.
+    /// Reading does not refresh the expiry.
+    pub async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Bytes)>, CacheError> {
+        match self {
+            Cache::Memory(cache) => Ok(cache.hash_get_all(key)),
+            Cache::Redis(cache) => cache.hash_get_all(key).await,
+        }
+    }
+
     /// Whether the cache answers, for readiness.
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
@@ -227,6 +286,121 @@ impl MemoryCache {
             }
         }
     }
+
+    fn hash_get_all(&self, key: &str) -> Vec<(String, Bytes)> {
+        self.entries
+            .get(key)
+            .and_then(|entry| decode_hash(&entry.value))
+            .map(|hash| hash.into_iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the hash at `key` with what `update` makes of it, under moka's per-key lock, so
+    /// concurrent updates of one hash apply one after the other and none is lost. A value that
+    /// is not a hash is treated as an empty one. An update that leaves the hash empty removes it.
+    fn hash_update<T>(
+        &self,
+        key: &str,
+        ttl: Duration,
+        update: impl FnOnce(&mut HashFields) -> Result<T, CacheError>,
+    ) -> Result<T, CacheError> {
+        let mut output = None;
+        self.entries.entry_by_ref(key).and_try_compute_with(
+            |existing| -> Result<Op<Entry>, CacheError> {
+                let mut hash = existing
+                    .and_then(|entry| decode_hash(&entry.value().value))
+                    .unwrap_or_default();
+                output = Some(update(&mut hash)?);
+                if hash.is_empty() {
+                    return Ok(Op::Remove);
+                }
+                Ok(Op::Put(Entry {
+                    value: encode_hash(&hash),
+                    ttl: Some(ttl),
+                }))
+            },
+        )?;
+        output.ok_or_else(|| CacheError::NotACounter {
+            key: key.to_owned(),
+        })
+    }
+
+    fn hash_set(&self, key: &str, field: &str, value: Bytes, ttl: Duration) {
+        // The closure cannot fail.
+        let _ = self.hash_update(key, ttl, |hash| {
+            hash.insert(field.to_owned(), value);
+            Ok(())
+        });
+    }
+
+    fn hash_incr(&self, key: &str, field: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
+        self.hash_update(key, ttl, |hash| {
+            let current = match hash.get(field) {
+                None => 0,
+                Some(value) => parse_counter(value).ok_or_else(|| CacheError::NotACounter {
+                    key: format!("{key}/{field}"),
+                })?,
+            };
+            let next = current
+                .checked_add(by)
+                .ok_or_else(|| CacheError::NotACounter {
+                    key: format!("{key}/{field}"),
+                })?;
+            hash.insert(field.to_owned(), Bytes::from(next.to_string()));
+            Ok(next)
+        })
+    }
+
+    fn hash_delete(&self, key: &str, field: &str, ttl: Duration) {
+        // Absent stays absent: removing a field of no hash must not create one.
+        if self.entries.get(key).is_none() {
+            return;
+        }
+        let _ = self.hash_update(key, ttl, |hash| {
+            hash.remove(field);
+            Ok(())
+        });
+    }
+}
+
+/// The fields of a hash in the memory back end, which stores it as one encoded value.
+type HashFields = std::collections::BTreeMap<String, Bytes>;
+
+/// Marks a memory entry as a hash, so a plain value is never mistaken for one.
+const HASH_MAGIC: &[u8] = b"\0nubo-hash\0";
+
+/// The magic, then per field: field length and bytes, value length and bytes (lengths as
+/// big-endian u32).
+fn encode_hash(hash: &HashFields) -> Bytes {
+    let mut out = HASH_MAGIC.to_vec();
+    for (field, value) in hash {
+        for part in [field.as_bytes(), value.as_ref()] {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(part);
+        }
+    }
+    Bytes::from(out)
+}
+
+fn decode_hash(bytes: &Bytes) -> Option<HashFields> {
+    let mut rest = bytes.strip_prefix(HASH_MAGIC)?;
+    let mut take = || -> Option<Vec<u8>> {
+        let (len, tail) = rest.split_first_chunk::<4>()?;
+        let len = usize::try_from(u32::from_be_bytes(*len)).ok()?;
+        if tail.len() < len {
+            return None;
+        }
+        let (part, tail) = tail.split_at(len);
+        rest = tail;
+        Some(part.to_vec())
+    };
+    let mut hash = HashFields::new();
+    while let Some(field) = take() {
+        let value = take()?;
+        hash.insert(String::from_utf8(field).ok()?, Bytes::from(value));
+    }
+    Some(hash)
 }
 
 fn counter_entry(value: i64, ttl: Option<Duration>) -> Entry {
@@ -328,6 +502,84 @@ impl RedisCache {
             .query_async(&mut connection)
             .await?;
         Ok(value)
+    }
+
+    async fn hash_set(
+        &self,
+        key: &str,
+        field: &str,
+        value: Bytes,
+        ttl: Duration,
+    ) -> Result<(), CacheError> {
+        let key = self.key(key);
+        let mut connection = self.connection.clone();
+        redis::pipe()
+            .atomic()
+            .cmd("HSET")
+            .arg(&key)
+            .arg(field)
+            .arg(value.as_ref())
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(redis_ttl_ms(ttl))
+            .ignore()
+            .exec_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn hash_incr(
+        &self,
+        key: &str,
+        field: &str,
+        by: i64,
+        ttl: Duration,
+    ) -> Result<i64, CacheError> {
+        let key = self.key(key);
+        let mut connection = self.connection.clone();
+        let (value,): (i64,) = redis::pipe()
+            .atomic()
+            .cmd("HINCRBY")
+            .arg(&key)
+            .arg(field)
+            .arg(by)
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(redis_ttl_ms(ttl))
+            .ignore()
+            .query_async(&mut connection)
+            .await?;
+        Ok(value)
+    }
+
+    async fn hash_delete(&self, key: &str, field: &str, ttl: Duration) -> Result<(), CacheError> {
+        let key = self.key(key);
+        let mut connection = self.connection.clone();
+        // PEXPIRE of a key HDEL emptied (and so removed) does nothing.
+        redis::pipe()
+            .atomic()
+            .cmd("HDEL")
+            .arg(&key)
+            .arg(field)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(redis_ttl_ms(ttl))
+            .ignore()
+            .exec_async(&mut connection)
+            .await?;
+        Ok(())
+    }
+
+    async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Bytes)>, CacheError> {
+        let mut connection = self.connection.clone();
+        let mut fields: Vec<(String, Bytes)> = redis::cmd("HGETALL")
+            .arg(self.key(key))
+            .query_async(&mut connection)
+            .await?;
+        fields.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(fields)
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
@@ -505,6 +757,165 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(cache.incr("count", MINUTE).await.unwrap(), 42);
+    }
+
+    async fn a_hash_keeps_fields_until_they_are_deleted(cache: Cache) {
+        assert!(cache.hash_get_all("cart:alice").await.unwrap().is_empty());
+        cache
+            .hash_set("cart:alice", "TEA-2", Bytes::from_static(b"3"), MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache
+                .hash_incr("cart:alice", "TEA-1", 2, MINUTE)
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            cache
+                .hash_incr("cart:alice", "TEA-1", -1, MINUTE)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            cache.hash_get_all("cart:alice").await.unwrap(),
+            vec![
+                ("TEA-1".to_owned(), Bytes::from_static(b"1")),
+                ("TEA-2".to_owned(), Bytes::from_static(b"3")),
+            ]
+        );
+        // Another key's hash is separate.
+        assert!(cache.hash_get_all("cart:bob").await.unwrap().is_empty());
+        cache
+            .hash_delete("cart:alice", "TEA-2", MINUTE)
+            .await
+            .unwrap();
+        cache
+            .hash_delete("cart:alice", "NONE", MINUTE)
+            .await
+            .unwrap();
+        cache
+            .hash_delete("cart:bob", "TEA-1", MINUTE)
+            .await
+            .unwrap();
+        assert_eq!(
+            cache.hash_get_all("cart:alice").await.unwrap(),
+            vec![("TEA-1".to_owned(), Bytes::from_static(b"1"))]
+        );
+        assert!(cache.hash_get_all("cart:bob").await.unwrap().is_empty());
+        cache.delete("cart:alice").await.unwrap();
+        assert!(cache.hash_get_all("cart:alice").await.unwrap().is_empty());
+    }
+
+    async fn every_hash_write_refreshes_its_ttl(cache: Cache) {
+        let ttl = Duration::from_millis(400);
+        cache
+            .hash_set("idle", "a", Bytes::from_static(b"1"), ttl)
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            cache.hash_incr("idle", "a", 1, ttl).await.unwrap();
+        }
+        assert_eq!(
+            cache.hash_get_all("idle").await.unwrap(),
+            vec![("a".to_owned(), Bytes::from_static(b"7"))]
+        );
+        tokio::time::sleep(Duration::from_millis(900)).await;
+        assert!(cache.hash_get_all("idle").await.unwrap().is_empty());
+    }
+
+    async fn concurrent_hash_updates_are_all_kept(cache: Cache) {
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache.hash_incr("cart", "TEA-1", 1, MINUTE).await.unwrap();
+                    cache
+                        .hash_set(
+                            "cart",
+                            &format!("SKU-{i:02}"),
+                            Bytes::from_static(b"1"),
+                            MINUTE,
+                        )
+                        .await
+                        .unwrap();
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let all = cache.hash_get_all("cart").await.unwrap();
+        assert_eq!(all.len(), 21);
+        assert!(all.contains(&("TEA-1".to_owned(), Bytes::from_static(b"20"))));
+    }
+
+    async fn a_hash_field_that_is_not_a_number_is_not_a_counter(cache: Cache) {
+        cache
+            .hash_set("h", "name", Bytes::from_static(b"tea"), MINUTE)
+            .await
+            .unwrap();
+        assert!(cache.hash_incr("h", "name", 1, MINUTE).await.is_err());
+        assert_eq!(
+            cache.hash_get_all("h").await.unwrap(),
+            vec![("name".to_owned(), Bytes::from_static(b"tea"))]
+        );
+    }
+
+    #[tokio::test]
+    async fn memory_a_hash_keeps_fields_until_they_are_deleted() {
+        a_hash_keeps_fields_until_they_are_deleted(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_every_hash_write_refreshes_its_ttl() {
+        every_hash_write_refreshes_its_ttl(memory()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_concurrent_hash_updates_are_all_kept() {
+        concurrent_hash_updates_are_all_kept(memory()).await;
+    }
+
+    #[tokio::test]
+    async fn memory_a_hash_field_that_is_not_a_number_is_not_a_counter() {
+        a_hash_field_that_is_not_a_number_is_not_a_counter(memory()).await;
+    }
+
+    #[test]
+    fn memory_hashes_round_trip_through_their_encoding() {
+        let mut hash = HashFields::new();
+        hash.insert("".to_owned(), Bytes::new());
+        hash.insert("TEA-1".to_owned(), Bytes::from_static(b"\0\x01 binary"));
+        assert_eq!(decode_hash(&encode_hash(&hash)), Some(hash));
+        assert_eq!(decode_hash(&Bytes::from_static(b"plain value")), None);
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_hash_keeps_fields_until_they_are_deleted() {
+        a_hash_keeps_fields_until_they_are_deleted(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_every_hash_write_refreshes_its_ttl() {
+        every_hash_write_refreshes_its_ttl(redis().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_concurrent_hash_updates_are_all_kept() {
+        concurrent_hash_updates_are_all_kept(redis().await).await;
+    }
+
+    #[tokio::test]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_hash_field_that_is_not_a_number_is_not_a_counter() {
+        a_hash_field_that_is_not_a_number_is_not_a_counter(redis().await).await;
     }
 
     fn memory() -> Cache {

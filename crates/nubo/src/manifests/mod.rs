@@ -85,6 +85,17 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
     },
+    // Not yet measured under load: every view prices the cart through catalog, so it is sized
+    // like catalog; carts themselves live in Redis.
+    Deployment {
+        service: "cart",
+        cpu_request_m: 100,
+        memory_request_mi: 48,
+        cpu_limit_m: 1000,
+        memory_limit_mi: 192,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: None,
+    },
     Deployment {
         service: "catalog",
         cpu_request_m: 100,

@@ -1,0 +1,50 @@
+//! Cart: one cart per customer, kept in the platform cache (memory in embedded mode, Redis in
+//! distributed mode) as a hash of SKU to quantity. Every change is one atomic hash operation, so
+//! concurrent adds never lose a unit, and every write restarts the cart's idle timer: a cart
+//! nobody touches for `NUBO_CART_IDLE_TTL_SECS` is forgotten. Names and prices are never stored;
+//! they are read from the catalog whenever a cart is shown, so a price change shows at once.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod routes;
+
+use nubo_platform::storage::Migrations;
+use nubo_platform::{Context, Parts, ServiceDescription};
+
+use crate::config::{CURRENCY, Config, IDLE_TTL_SECS};
+
+pub static SERVICE: ServiceDescription = ServiceDescription {
+    name: "cart",
+    default_port: 8083,
+    // The cart lives in the cache; the database holds only the platform's tables.
+    migrations: Migrations::NONE,
+    publishes: &[],
+    consumes: &[],
+    // identity for its keys (every route but the internal ones verifies the caller's token);
+    // catalog for names and prices.
+    calls: &["identity", "catalog"],
+    env: &[
+        (
+            IDLE_TTL_SECS,
+            "seconds without a change after which a cart is forgotten",
+            "604800",
+        ),
+        (
+            CURRENCY,
+            "the currency an empty cart's total is shown in",
+            "EUR",
+        ),
+    ],
+    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    build: |ctx| Box::pin(build(ctx)),
+    seed: None,
+};
+
+async fn build(ctx: Context) -> anyhow::Result<Parts> {
+    let config = Config::from_context(&ctx)?;
+    Ok(Parts {
+        router: routes::router(ctx, config),
+        ..Parts::default()
+    })
+}

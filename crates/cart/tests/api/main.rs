@@ -1,0 +1,4 @@
+//! The cart as customers, an admin and orders see it, in both modes.
+
+mod cart;
+mod helpers;

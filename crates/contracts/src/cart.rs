@@ -1,0 +1,62 @@
+//! The cart's view of a customer's cart, as shoppers see it and as orders read it at checkout
+//! (`GET /internal/v1/carts/{user_id}`, never routed by the gateway). Names and prices are read
+//! from the catalog when the cart is shown, so a cart never carries a stale price.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::Money;
+
+/// The signed-in customer's own cart: `GET`, `DELETE`.
+pub const MY_CART_PATH: &str = "/api/v1/cart";
+/// `POST` an [`AddLine`] here to add units to a line.
+pub const MY_LINES_PATH: &str = "/api/v1/cart/lines";
+
+/// `PUT` a [`SetQuantity`] or `DELETE`: `/api/v1/cart/lines/{sku}`.
+pub fn my_line_path(sku: &str) -> String {
+    format!("{MY_LINES_PATH}/{sku}")
+}
+
+/// For orders: `GET` a customer's priced cart, `DELETE` it once the order is placed.
+pub fn internal_cart_path(user_id: Uuid) -> String {
+    format!("/internal/v1/carts/{user_id}")
+}
+
+/// The most units of one SKU a line may hold.
+pub const MAX_QUANTITY: i64 = 1000;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartView {
+    pub user_id: Uuid,
+    /// Sorted by SKU.
+    pub lines: Vec<CartLine>,
+    /// The sum of the available lines' totals; zero in the shop's currency for an empty cart.
+    pub total: Money,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CartLine {
+    pub sku: String,
+    pub quantity: i64,
+    /// False when the catalog no longer has the SKU: the line has no name or price and counts
+    /// for nothing in the total.
+    pub available: bool,
+    pub name: Option<String>,
+    pub unit_price: Option<Money>,
+    pub line_total: Option<Money>,
+}
+
+/// Sets a line's quantity, 1 to [`MAX_QUANTITY`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuantity {
+    pub quantity: i64,
+}
+
+/// Adds `quantity` (1 to [`MAX_QUANTITY`]) units to a line; the line may not exceed the maximum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddLine {
+    pub sku: String,
+    pub quantity: i64,
+}
