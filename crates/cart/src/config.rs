@@ -1,10 +1,11 @@
-//! The cart's own settings, read from its `NUBO_CART_*` variables. A value that does not parse
-//! stops the service before it serves, with a message naming the variable.
+//! The cart's own settings, read from its `NUBO_CART_*` variables through the platform's `Env`,
+//! so every bad value is reported at once, named, before the service serves.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nubo_platform::Context;
+use nubo_platform::config::Env;
 
 pub const IDLE_TTL_SECS: &str = "NUBO_CART_IDLE_TTL_SECS";
 pub const CURRENCY: &str = "NUBO_CART_CURRENCY";
@@ -22,30 +23,16 @@ impl Config {
         Self::from_env(&ctx.env)
     }
 
-    pub fn from_env(env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let idle_ttl = match env.get(IDLE_TTL_SECS) {
-            None => 604_800,
-            Some(raw) => raw
-                .trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (1..=31_536_000).contains(n))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{IDLE_TTL_SECS}: {raw:?} is not a number from 1 to 31536000")
-                })?,
-        };
-        let currency = match env.get(CURRENCY) {
-            None => "EUR".to_owned(),
-            Some(raw) => {
-                nubo_contracts::Money::parse(0, raw.trim())
-                    .map_err(|m| anyhow::anyhow!("{CURRENCY}: {m}"))?
-                    .currency
-            }
-        };
-        Ok(Self {
-            idle_ttl: Duration::from_secs(idle_ttl),
-            currency,
-        })
+    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mut env = Env::from_pairs(vars.clone());
+        let idle_ttl = Duration::from_secs(env.bounded(IDLE_TTL_SECS, 604_800, 31_536_000));
+        let currency: String = env.get(CURRENCY, "EUR".to_owned());
+        // A currency is valid when money in it is.
+        if let Err(why) = nubo_contracts::Money::parse(0, &currency) {
+            env.fail(CURRENCY, why);
+        }
+        env.finish()?;
+        Ok(Self { idle_ttl, currency })
     }
 }
 
@@ -61,10 +48,16 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_when_nothing_is_set() {
+    fn defaults_are_the_documented_ones() {
         let config = Config::from_env(&env(&[])).unwrap();
-        assert_eq!(config.idle_ttl, Duration::from_secs(604_800));
-        assert_eq!(config.currency, "EUR");
+        for (name, _, default) in crate::SERVICE.env {
+            let value = match *name {
+                IDLE_TTL_SECS => config.idle_ttl.as_secs().to_string(),
+                CURRENCY => config.currency.clone(),
+                other => panic!("{other} is not checked"),
+            };
+            assert_eq!(value, *default, "{name}");
+        }
     }
 
     #[test]
@@ -80,10 +73,22 @@ mod tests {
             (IDLE_TTL_SECS, "0"),
             (IDLE_TTL_SECS, "-1"),
             (IDLE_TTL_SECS, "week"),
+            (IDLE_TTL_SECS, "31536001"),
             (CURRENCY, "euro"),
+            (CURRENCY, "eur"),
         ] {
             let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
-            assert!(error.starts_with(bad.0), "{error}");
+            assert!(error.contains(bad.0), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once() {
+        let error = Config::from_env(&env(&[(IDLE_TTL_SECS, "week"), (CURRENCY, "euro")]))
+            .unwrap_err()
+            .to_string();
+        for name in [IDLE_TTL_SECS, CURRENCY] {
+            assert!(error.contains(name), "{error}");
         }
     }
 }

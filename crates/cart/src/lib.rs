@@ -14,6 +14,8 @@ use nubo_platform::{Context, Parts, ServiceDescription};
 
 use crate::config::{CURRENCY, Config, IDLE_TTL_SECS};
 
+pub use routes::openapi;
+
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "cart",
     default_port: 8083,

@@ -13,33 +13,53 @@ use nubo_contracts::cart::{AddLine, CartView, MAX_QUANTITY, SetQuantity};
 use nubo_platform::auth::{Admin, Caller};
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::StatusCode;
-use nubo_platform::axum::routing::{get, post, put};
-use nubo_platform::axum::{Extension, Router};
+use nubo_platform::axum::routing::get;
+use nubo_platform::axum::{self, Extension, Router};
 use nubo_platform::client::ClientError;
 use nubo_platform::error::{Json, Path};
 use nubo_platform::futures::future::try_join_all;
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context};
 use serde::Deserialize;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::config::Config;
 use crate::domain::{self, Priced};
 
 pub fn router(ctx: Context, config: Config) -> Router {
-    Router::new()
-        .route("/api/v1/cart", get(my_cart).delete(clear_my_cart))
-        .route("/api/v1/cart/lines", post(add_line))
-        .route(
-            "/api/v1/cart/lines/{sku}",
-            put(set_line).delete(remove_line),
-        )
-        .route("/api/v1/admin/carts/{user_id}", get(any_cart))
+    let (public, _) = public_routes().split_for_parts();
+    public
         .route(
             "/internal/v1/carts/{user_id}",
             get(internal_cart).delete(clear_internal_cart),
         )
         .layer(Extension(Arc::new(config)))
         .with_state(ctx)
+}
+
+/// The cart's part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "cart", description = "The signed-in customer's cart, priced from the catalog")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// The routes under `/api/v1`, each registered with its documented operation so neither can go
+/// without the other.
+fn public_routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(my_cart, clear_my_cart))
+        .routes(routes!(add_line))
+        .routes(routes!(set_line, remove_line))
+        .routes(routes!(any_cart))
 }
 
 type Cfg = Extension<Arc<Config>>;
@@ -58,6 +78,19 @@ fn quantity(raw: i64) -> Result<i64, ApiError> {
     domain::quantity(raw).map_err(|m| ApiError::invalid("quantity", m))
 }
 
+/// The signed-in customer's cart, priced now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/cart",
+    tag = "cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart", body = CartView),
+        problems::Unauthorized,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn my_cart(
     caller: Caller,
     State(ctx): State<Context>,
@@ -66,6 +99,22 @@ async fn my_cart(
     Ok(Json(priced_cart(&ctx, &config, caller.user_id).await?))
 }
 
+/// Any customer's cart, priced now (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/carts/{user_id}",
+    tag = "cart",
+    params(("user_id" = Uuid, Path, description = "The customer's user id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart (empty if the customer has none)", body = CartView),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn any_cart(
     _: Admin,
     State(ctx): State<Context>,
@@ -83,6 +132,19 @@ async fn internal_cart(
     Ok(Json(priced_cart(&ctx, &config, user_id).await?))
 }
 
+/// Empty the signed-in customer's cart.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart",
+    tag = "cart",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The cart is empty"),
+        problems::Unauthorized,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn clear_my_cart(caller: Caller, State(ctx): State<Context>) -> Result<StatusCode, ApiError> {
     clear(&ctx, caller.user_id).await
 }
@@ -102,6 +164,23 @@ async fn clear(ctx: &Context, user_id: Uuid) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Set how many units of a SKU the cart holds, adding the line if needed.
+#[utoipa::path(
+    put,
+    path = "/api/v1/cart/lines/{sku}",
+    tag = "cart",
+    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    request_body = SetQuantity,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart as it is now", body = CartView),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Invalid,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn set_line(
     caller: Caller,
     State(ctx): State<Context>,
@@ -124,6 +203,22 @@ async fn set_line(
     Ok(Json(priced_cart(&ctx, &config, caller.user_id).await?))
 }
 
+/// Add units of a SKU to the cart.
+#[utoipa::path(
+    post,
+    path = "/api/v1/cart/lines",
+    tag = "cart",
+    request_body = AddLine,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart as it is now", body = CartView),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Invalid,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn add_line(
     caller: Caller,
     State(ctx): State<Context>,
@@ -154,6 +249,21 @@ async fn add_line(
     Ok(Json(priced_cart(&ctx, &config, caller.user_id).await?))
 }
 
+/// Remove a SKU's line from the cart.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/cart/lines/{sku}",
+    tag = "cart",
+    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The cart as it is now", body = CartView),
+        problems::Unauthorized,
+        problems::Invalid,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
 async fn remove_line(
     caller: Caller,
     State(ctx): State<Context>,

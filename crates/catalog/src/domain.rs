@@ -6,6 +6,7 @@ use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::error::FieldError;
 use nubo_platform::uuid::Uuid;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A category slug: 1 to 40 lower-case letters, digits and dashes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -30,7 +31,7 @@ impl Category {
 }
 
 /// A category as stored and served.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CategoryInfo {
     pub slug: String,
     pub name: String,
@@ -38,17 +39,20 @@ pub struct CategoryInfo {
 }
 
 /// What an admin sends to create a category.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryInput {
+    /// 1 to 40 lower-case letters, digits and dashes; names the category in paths and products.
     pub slug: String,
+    /// 1 to 100 characters.
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
     pub description: String,
 }
 
 /// What an admin sends to rename or re-describe a category; the slug is in the path.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryUpdate {
     pub name: String,
@@ -166,7 +170,7 @@ impl SearchTerms {
 }
 
 /// A product as stored and served.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     pub id: Uuid,
     pub sku: String,
@@ -181,7 +185,7 @@ pub struct Product {
 }
 
 /// What an admin sends to create or replace a product.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
     pub sku: String,
@@ -194,7 +198,8 @@ pub struct ProductInput {
     pub image_url: String,
 }
 
-#[derive(Debug, Deserialize)]
+/// A price as an admin sends it: integer minor units, never a float.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
     pub amount_minor: i64,

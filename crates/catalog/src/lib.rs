@@ -18,6 +18,8 @@ use nubo_platform::events::consumer::Consumer;
 use nubo_platform::storage::Migrations;
 use nubo_platform::{Consumes, Context, Parts, ServiceDescription, sqlx};
 
+pub use routes::openapi;
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

@@ -2,15 +2,18 @@
 
 use nubo_contracts::catalog::ProductChange;
 use nubo_platform::auth::Admin;
-use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::{StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
-use nubo_platform::axum::routing::{get, post, put};
+use nubo_platform::axum::{self, Router};
 use nubo_platform::error::{Json, Path, Query};
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context, OrNotFound};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{
     Category, CategoryInfo, CategoryInput, CategoryUpdate, Product, ProductInput, SearchTerms,
@@ -19,29 +22,50 @@ use crate::store::{self, CategoryError, PricePoint, WriteError};
 use crate::{cached, search};
 
 pub fn router(ctx: Context) -> Router {
-    Router::new()
-        .route("/api/v1/products", get(list_products))
-        .route("/api/v1/products/search", get(search_products))
-        .route("/api/v1/products/{id}", get(get_product))
-        .route("/api/v1/products/{id}/price-history", get(price_history))
-        .route("/api/v1/categories", get(list_categories))
-        .route("/api/v1/admin/products", post(create_product))
-        .route("/api/v1/admin/products/{id}", put(update_product))
-        .route("/api/v1/admin/categories", post(create_category))
-        .route(
-            "/api/v1/admin/categories/{slug}",
-            put(update_category).delete(delete_category),
-        )
-        .with_state(ctx)
+    let (router, _) = public_routes().split_for_parts();
+    router.with_state(ctx)
 }
 
-#[derive(Debug, Deserialize)]
+/// The catalog's part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "catalog", description = "Products, categories, prices and search")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// Every route, each registered with its documented operation so neither can go without the
+/// other.
+fn public_routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_products))
+        .routes(routes!(search_products))
+        .routes(routes!(get_product))
+        .routes(routes!(price_history))
+        .routes(routes!(list_categories))
+        .routes(routes!(create_product))
+        .routes(routes!(update_product))
+        .routes(routes!(create_category))
+        .routes(routes!(update_category, delete_category))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only products of this category (its slug).
     pub category: Option<String>,
+    /// 1 to 100000.
     #[serde(default = "first_page")]
+    #[param(default = 1, minimum = 1, maximum = 100000)]
     pub page: u32,
+    /// 1 to 100.
     #[serde(default = "default_per_page")]
+    #[param(default = 20, minimum = 1, maximum = 100)]
     pub per_page: u32,
 }
 
@@ -53,7 +77,8 @@ fn default_per_page() -> u32 {
     20
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// One page of products and how many there are in all.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ProductPage {
     pub items: Vec<Product>,
     pub page: u32,
@@ -61,6 +86,19 @@ pub struct ProductPage {
     pub total: i64,
 }
 
+/// List products by name, optionally of one category.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products",
+    tag = "catalog",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of products", body = ProductPage),
+        problems::BadRequest,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn list_products(
     State(ctx): State<Context>,
     Query(q): Query<ListQuery>,
@@ -84,18 +122,38 @@ fn check_page(page: u32, per_page: u32, category: Option<&str>) -> Result<(), Ap
     Ok(())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct SearchQuery {
+    /// Words to look for in SKU, name and description; the last one may be a prefix.
     #[serde(default)]
     pub q: String,
+    /// Only products of this category (its slug).
     pub category: Option<String>,
+    /// 1 to 100000.
     #[serde(default = "first_page")]
+    #[param(default = 1, minimum = 1, maximum = 100000)]
     pub page: u32,
+    /// 1 to 100.
     #[serde(default = "default_per_page")]
+    #[param(default = 20, minimum = 1, maximum = 100)]
     pub per_page: u32,
 }
 
+/// Search products, best match first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/search",
+    tag = "catalog",
+    params(SearchQuery),
+    responses(
+        (status = 200, description = "A page of matching products", body = ProductPage),
+        problems::BadRequest,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn search_products(
     State(ctx): State<Context>,
     Query(q): Query<SearchQuery>,
@@ -119,6 +177,19 @@ async fn search_products(
     }))
 }
 
+/// One product.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        problems::BadRequest,
+        problems::NotFound,
+        problems::Internal,
+    )
+)]
 async fn get_product(
     State(ctx): State<Context>,
     Path(id): Path<Uuid>,
@@ -126,6 +197,19 @@ async fn get_product(
     Ok(Json(cached::get(&ctx, id).await.or_not_found("product")?))
 }
 
+/// Every price a product has had, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/products/{id}/price-history",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product's prices", body = Vec<PricePoint>),
+        problems::BadRequest,
+        problems::NotFound,
+        problems::Internal,
+    )
+)]
 async fn price_history(
     State(ctx): State<Context>,
     Path(id): Path<Uuid>,
@@ -134,14 +218,26 @@ async fn price_history(
     Ok(Json(store::price_history(&ctx.db, id).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+/// A category and how many products it has.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct CategoryCount {
+    /// The slug.
     pub category: String,
     pub name: String,
     pub description: String,
     pub products: i64,
 }
 
+/// List categories with their product counts.
+#[utoipa::path(
+    get,
+    path = "/api/v1/categories",
+    tag = "catalog",
+    responses(
+        (status = 200, description = "Every category", body = Vec<CategoryCount>),
+        problems::Internal,
+    )
+)]
 async fn list_categories(State(ctx): State<Context>) -> Result<Json<Vec<CategoryCount>>, ApiError> {
     let categories = store::categories(&ctx.db).await?;
     Ok(Json(
@@ -157,6 +253,24 @@ async fn list_categories(State(ctx): State<Context>) -> Result<Json<Vec<Category
     ))
 }
 
+/// Create a product (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/products",
+    tag = "catalog",
+    request_body = ProductInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = Product,
+            headers(("location" = String, description = "The product's URL"))),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn create_product(
     _: Admin,
     State(ctx): State<Context>,
@@ -178,6 +292,25 @@ async fn create_product(
         .into_response())
 }
 
+/// Replace a product (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/products/{id}",
+    tag = "catalog",
+    params(("id" = Uuid, Path, description = "The product's id")),
+    request_body = ProductInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The product as it is now", body = Product),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn update_product(
     _: Admin,
     State(ctx): State<Context>,
@@ -196,6 +329,23 @@ async fn update_product(
     Ok(Json(product))
 }
 
+/// Create a category (admins).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/categories",
+    tag = "catalog",
+    request_body = CategoryInput,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = CategoryInfo),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn create_category(
     _: Admin,
     State(ctx): State<Context>,
@@ -217,6 +367,24 @@ async fn create_category(
     ))
 }
 
+/// Rename or re-describe a category (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/categories/{slug}",
+    tag = "catalog",
+    params(("slug" = String, Path, description = "The category's slug")),
+    request_body = CategoryUpdate,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The category as it is now", body = CategoryInfo),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn update_category(
     _: Admin,
     State(ctx): State<Context>,
@@ -234,6 +402,22 @@ async fn update_category(
     Ok(Json(category))
 }
 
+/// Delete an empty category (admins).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/categories/{slug}",
+    tag = "catalog",
+    params(("slug" = String, Path, description = "The category's slug")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Conflict,
+        problems::Internal,
+    )
+)]
 async fn delete_category(
     _: Admin,
     State(ctx): State<Context>,

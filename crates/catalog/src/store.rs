@@ -298,7 +298,8 @@ pub async fn record_price(
     Ok(())
 }
 
-#[derive(Debug, serde::Serialize, sqlx::FromRow)]
+/// One price a product has had, from the version that set it.
+#[derive(Debug, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct PricePoint {
     pub version: i64,
     pub amount_minor: i64,

@@ -3,6 +3,7 @@
 //! from the catalog when the cart is shown, so a cart never carries a stale price.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::Money;
@@ -25,7 +26,7 @@ pub fn internal_cart_path(user_id: Uuid) -> String {
 /// The most units of one SKU a line may hold.
 pub const MAX_QUANTITY: i64 = 1000;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CartView {
     pub user_id: Uuid,
     /// Sorted by SKU.
@@ -34,7 +35,7 @@ pub struct CartView {
     pub total: Money,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CartLine {
     pub sku: String,
     pub quantity: i64,
@@ -47,14 +48,14 @@ pub struct CartLine {
 }
 
 /// Sets a line's quantity, 1 to [`MAX_QUANTITY`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuantity {
     pub quantity: i64,
 }
 
 /// Adds `quantity` (1 to [`MAX_QUANTITY`]) units to a line; the line may not exceed the maximum.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddLine {
     pub sku: String,

@@ -2,10 +2,12 @@
 //! changed or removed one is a new versioned subject.
 #![forbid(unsafe_code)]
 
+pub mod card;
 pub mod cart;
 pub mod catalog;
 pub mod inventory;
 pub mod money;
+pub mod orders;
 pub mod payments;
 pub mod sku;
 

@@ -1,8 +1,9 @@
 //! Money as integer minor units and an ISO 4217 currency code; never a float.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Money {
     /// Cents, pence, ...: the smallest unit of `currency`.
     pub amount_minor: i64,

@@ -9,6 +9,7 @@
 use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::events::Event;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::Money;
@@ -38,7 +39,7 @@ pub fn refund_path(id: Uuid) -> String {
 
 /// The card as the shopper typed it. Only payments ever sees it; it keeps the last four digits
 /// and the brand, never the number or the CVC.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Card {
     /// 12 to 19 digits passing the Luhn check; spaces and dashes are ignored.
     pub number: String,
@@ -74,7 +75,7 @@ pub struct AuthorizePayment {
     pub card: Card,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentState {
     /// The provider is being asked; a payment is in this state only for the length of that call.
@@ -92,7 +93,7 @@ pub enum PaymentState {
 }
 
 /// A payment as payments answers every payment call with.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Payment {
     pub payment_id: Uuid,
     pub state: PaymentState,

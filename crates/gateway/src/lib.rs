@@ -2,10 +2,11 @@
 //! owns the path prefix, limits each client's request rate, checks bearer tokens against
 //! identity's cached keys, adds the request id, and proxies
 //! with the platform client (timeouts, retries of idempotent requests, circuit breakers, trace
-//! propagation). It also serves the storefront page.
+//! propagation). It also serves the storefront page and the API's OpenAPI document.
 #![forbid(unsafe_code)]
 
 mod authenticate;
+pub mod openapi;
 mod proxy;
 mod rate_limit;
 pub mod routes;

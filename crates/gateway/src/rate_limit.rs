@@ -12,6 +12,7 @@ use nubo_platform::axum::extract::{ConnectInfo, Request, State};
 use nubo_platform::axum::http::{HeaderName, HeaderValue, StatusCode};
 use nubo_platform::axum::middleware::Next;
 use nubo_platform::axum::response::{IntoResponse, Response};
+use nubo_platform::config::Env;
 
 use crate::{CLIENT_IP_HEADER, RATE_LIMIT_RPS};
 
@@ -26,27 +27,14 @@ impl Limits {
         Self::from_env(&ctx.env)
     }
 
-    pub fn from_env(env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let per_second = match env.get(RATE_LIMIT_RPS) {
-            Some(raw) => raw
-                .parse::<i64>()
-                .ok()
-                .filter(|n| (1..=1_000_000).contains(n))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{RATE_LIMIT_RPS}: {raw:?} is not a number from 1 to 1000000")
-                })?,
-            None => 100,
+    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mut env = Env::from_pairs(vars.clone());
+        let limits = Self {
+            per_second: env.bounded(RATE_LIMIT_RPS, 100, 1_000_000) as i64,
+            client_ip_header: env.optional(CLIENT_IP_HEADER),
         };
-        let client_ip_header = match env.get(CLIENT_IP_HEADER) {
-            Some(raw) => Some(HeaderName::try_from(raw.as_str()).map_err(|_| {
-                anyhow::anyhow!("{CLIENT_IP_HEADER}: {raw:?} is not a header name")
-            })?),
-            None => None,
-        };
-        Ok(Self {
-            per_second,
-            client_ip_header,
-        })
+        env.finish()?;
+        Ok(limits)
     }
 
     /// Who is asking: the peer address, or the first address in the trusted proxy's header.
@@ -113,4 +101,71 @@ pub async fn enforce(
         HeaderValue::from(remaining),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let limits = Limits::from_env(&env(&[])).unwrap();
+        for (name, _, default) in crate::SERVICE.env {
+            let value = match *name {
+                RATE_LIMIT_RPS => limits.per_second.to_string(),
+                CLIENT_IP_HEADER => limits
+                    .client_ip_header
+                    .as_ref()
+                    .map_or("unset".to_owned(), ToString::to_string),
+                other => panic!("{other} is not checked"),
+            };
+            assert_eq!(value, *default, "{name}");
+        }
+    }
+
+    #[test]
+    fn set_values_are_read() {
+        let limits = Limits::from_env(&env(&[
+            (RATE_LIMIT_RPS, "1000000"),
+            (CLIENT_IP_HEADER, "X-Forwarded-For"),
+        ]))
+        .unwrap();
+        assert_eq!(limits.per_second, 1_000_000);
+        assert_eq!(
+            limits.client_ip_header,
+            Some(HeaderName::from_static("x-forwarded-for"))
+        );
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for bad in [
+            (RATE_LIMIT_RPS, "0"),
+            (RATE_LIMIT_RPS, "1000001"),
+            (RATE_LIMIT_RPS, "-1"),
+            (RATE_LIMIT_RPS, "lots"),
+            (CLIENT_IP_HEADER, "not a header"),
+        ] {
+            let error = Limits::from_env(&env(&[bad])).err().unwrap().to_string();
+            assert!(error.contains(bad.0), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once() {
+        let error = Limits::from_env(&env(&[(RATE_LIMIT_RPS, "0"), (CLIENT_IP_HEADER, "a b")]))
+            .err()
+            .unwrap()
+            .to_string();
+        for name in [RATE_LIMIT_RPS, CLIENT_IP_HEADER] {
+            assert!(error.contains(name), "{error}");
+        }
+    }
 }

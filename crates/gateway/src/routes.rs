@@ -7,6 +7,7 @@ use nubo_platform::axum::middleware;
 use nubo_platform::axum::routing::{any, get};
 
 use crate::authenticate;
+use crate::openapi;
 use crate::proxy::{self, Upstreams};
 use crate::rate_limit::{self, Limits};
 use crate::storefront;
@@ -24,10 +25,22 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("admin/payments", "payments"),
     ("cart", "cart"),
     ("admin/carts", "cart"),
+    ("checkout", "orders"),
+    ("orders", "orders"),
+    ("admin/orders", "orders"),
+    ("admin/notifications", "notifications"),
 ];
 
 /// Every service the gateway proxies to; identity also serves the keys tokens are checked with.
-pub const UPSTREAMS: &[&str] = &["cart", "catalog", "identity", "inventory", "payments"];
+pub const UPSTREAMS: &[&str] = &[
+    "cart",
+    "catalog",
+    "identity",
+    "inventory",
+    "notifications",
+    "orders",
+    "payments",
+];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
 pub fn owner(path: &str) -> Option<&'static str> {
@@ -58,7 +71,10 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
             (ctx, limits),
             rate_limit::enforce,
         ))
-        .route("/", get(storefront::page))
+        // The storefront, like the document below, needs no token and is not rate limited.
+        .merge(storefront::routes())
+        // Added after the layers above: the document needs no token and is not rate limited.
+        .route(openapi::PATH, get(openapi::serve))
 }
 
 #[cfg(test)]

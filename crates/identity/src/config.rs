@@ -1,9 +1,11 @@
-//! Identity's own settings, read from its `NUBO_IDENTITY_*` variables. A value that does not
-//! parse stops the service before it serves, with a message naming the variable.
+//! Identity's own settings, read from its `NUBO_IDENTITY_*` variables through the platform's
+//! `Env`, so every bad value is reported at once, named, before the service serves.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nubo_platform::Context;
+use nubo_platform::config::Env;
 
 pub const ACCESS_TOKEN_TTL_SECS: &str = "NUBO_IDENTITY_ACCESS_TOKEN_TTL_SECS";
 pub const REFRESH_TOKEN_TTL_SECS: &str = "NUBO_IDENTITY_REFRESH_TOKEN_TTL_SECS";
@@ -33,34 +35,37 @@ impl Config {
         Self::from_env(&ctx.env)
     }
 
-    pub fn from_env(env: &std::collections::BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let read = |name: &str, default: u64, min: u64, max: u64| -> anyhow::Result<u64> {
-            let Some(raw) = env.get(name) else {
-                return Ok(default);
-            };
-            raw.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{name}: {raw:?} is not a number from {min} to {max}")
-                })
-        };
+    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         const DAY: u64 = 24 * 3600;
-        Ok(Self {
-            access_token_ttl: Duration::from_secs(read(ACCESS_TOKEN_TTL_SECS, 900, 1, DAY)?),
-            refresh_token_ttl: Duration::from_secs(read(
+        let mut env = Env::from_pairs(vars.clone());
+        let refresh_token_ttl: u64 = env.get(REFRESH_TOKEN_TTL_SECS, 30 * DAY);
+        if !(60..=365 * DAY).contains(&refresh_token_ttl) {
+            env.fail(
                 REFRESH_TOKEN_TTL_SECS,
-                30 * DAY,
-                60,
-                365 * DAY,
-            )?),
-            // Zero is allowed: a test, or a shop whose verifiers do not cache the JWKS.
-            key_publish_delay: Duration::from_secs(read(KEY_PUBLISH_DELAY_SECS, 300, 0, DAY)?),
-            key_rotation: Duration::from_secs(3600 * read(KEY_ROTATION_HOURS, 24, 1, 24 * 365)?),
+                format!(
+                    "must be between 60 and {}, got {refresh_token_ttl}",
+                    365 * DAY
+                ),
+            );
+        }
+        // Zero is allowed: a test, or a shop whose verifiers do not cache the JWKS.
+        let key_publish_delay: u64 = env.get(KEY_PUBLISH_DELAY_SECS, 300);
+        if key_publish_delay > DAY {
+            env.fail(
+                KEY_PUBLISH_DELAY_SECS,
+                format!("must be between 0 and {DAY}, got {key_publish_delay}"),
+            );
+        }
+        let config = Self {
+            access_token_ttl: Duration::from_secs(env.bounded(ACCESS_TOKEN_TTL_SECS, 900, DAY)),
+            refresh_token_ttl: Duration::from_secs(refresh_token_ttl),
+            key_publish_delay: Duration::from_secs(key_publish_delay),
+            key_rotation: Duration::from_secs(3600 * env.bounded(KEY_ROTATION_HOURS, 24, 24 * 365)),
             // Never slower than 30 s: a replica must see a new key well before it starts signing.
-            key_reload: Duration::from_secs(read(KEY_RELOAD_SECS, 30, 1, 30)?),
-        })
+            key_reload: Duration::from_secs(env.bounded(KEY_RELOAD_SECS, 30, 30)),
+        };
+        env.finish()?;
+        Ok(config)
     }
 
     pub fn lifetimes(&self) -> Lifetimes {
@@ -68,6 +73,82 @@ impl Config {
             access_token: self.access_token_ttl,
             refresh_token: self.refresh_token_ttl,
             key_publish_delay: self.key_publish_delay,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        for (name, _, default) in crate::SERVICE.env {
+            let value = match *name {
+                ACCESS_TOKEN_TTL_SECS => config.access_token_ttl.as_secs(),
+                REFRESH_TOKEN_TTL_SECS => config.refresh_token_ttl.as_secs(),
+                KEY_PUBLISH_DELAY_SECS => config.key_publish_delay.as_secs(),
+                KEY_ROTATION_HOURS => config.key_rotation.as_secs() / 3600,
+                KEY_RELOAD_SECS => config.key_reload.as_secs(),
+                other => panic!("{other} is not checked"),
+            };
+            assert_eq!(value.to_string(), *default, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_ends_of_each_range_are_taken() {
+        let config = Config::from_env(&env(&[
+            (ACCESS_TOKEN_TTL_SECS, "86400"),
+            (REFRESH_TOKEN_TTL_SECS, "60"),
+            (KEY_PUBLISH_DELAY_SECS, "0"),
+            (KEY_ROTATION_HOURS, "8760"),
+            (KEY_RELOAD_SECS, "1"),
+        ]))
+        .unwrap();
+        assert_eq!(config.access_token_ttl, Duration::from_secs(86_400));
+        assert_eq!(config.refresh_token_ttl, Duration::from_secs(60));
+        assert_eq!(config.key_publish_delay, Duration::ZERO);
+        assert_eq!(config.key_rotation, Duration::from_secs(8760 * 3600));
+        assert_eq!(config.key_reload, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for bad in [
+            (ACCESS_TOKEN_TTL_SECS, "0"),
+            (ACCESS_TOKEN_TTL_SECS, "86401"),
+            (REFRESH_TOKEN_TTL_SECS, "59"),
+            (REFRESH_TOKEN_TTL_SECS, "31536001"),
+            (KEY_PUBLISH_DELAY_SECS, "-1"),
+            (KEY_PUBLISH_DELAY_SECS, "86401"),
+            (KEY_ROTATION_HOURS, "8761"),
+            (KEY_RELOAD_SECS, "31"),
+            (KEY_RELOAD_SECS, "soon"),
+        ] {
+            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            assert!(error.contains(bad.0), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once() {
+        let error = Config::from_env(&env(&[
+            (REFRESH_TOKEN_TTL_SECS, "59"),
+            (KEY_RELOAD_SECS, "60"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [REFRESH_TOKEN_TTL_SECS, KEY_RELOAD_SECS] {
+            assert!(error.contains(name), "{error}");
         }
     }
 }

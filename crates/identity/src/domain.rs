@@ -8,6 +8,7 @@ use nubo_platform::config::Secret;
 use nubo_platform::error::FieldError;
 use nubo_platform::uuid::Uuid;
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 
 /// An email address: trimmed, lower-cased, one `@` with something on each side, no spaces,
 /// at most 254 characters (the longest a mail server accepts).
@@ -83,7 +84,7 @@ impl fmt::Debug for Password {
 }
 
 /// What an account may do. A token carries its account's roles.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Customer,
@@ -131,7 +132,7 @@ impl User {
 }
 
 /// An account as its owner sees it: what sign-up and `/me` answer.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Profile {
     pub user_id: Uuid,
     pub email: String,
@@ -139,11 +140,13 @@ pub struct Profile {
 }
 
 /// What a client sends to sign up or log in. The password is wrapped as soon as it is read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
     pub email: String,
+    /// 12 to 128 characters for a new account; at login, whatever the account was made with.
     #[serde(deserialize_with = "secret")]
+    #[schema(value_type = String, format = Password)]
     pub password: Secret,
 }
 

@@ -108,7 +108,7 @@ impl Held {
 }
 
 /// What an operator learns about a key.
-#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct KeyInfo {
     pub kid: String,
     pub generation: i64,

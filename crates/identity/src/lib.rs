@@ -15,10 +15,14 @@ pub mod routes;
 mod seed;
 mod sessions;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 
 use nubo_platform::storage::Migrations;
 use nubo_platform::{Context, Parts, ServiceDescription, Task, sqlx};
+
+pub use routes::openapi;
 
 use crate::config::{
     ACCESS_TOKEN_TTL_SECS, Config, KEY_PUBLISH_DELAY_SECS, KEY_RELOAD_SECS, KEY_ROTATION_HOURS,

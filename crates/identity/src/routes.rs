@@ -3,16 +3,20 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{ConnectInfo, FromRequestParts, State};
 use nubo_platform::axum::http::request::Parts;
 use nubo_platform::axum::http::{HeaderValue, StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
-use nubo_platform::axum::routing::{get, post};
+use nubo_platform::axum::routing::get;
+use nubo_platform::axum::{self, Router};
 use nubo_platform::config::Secret;
-use nubo_platform::error::Json;
+use nubo_platform::error::{Json, PROBLEM_JSON};
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::{ApiError, Context, Problem};
 use serde::Deserialize;
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::accounts::{self, SignupError};
 use crate::config::Config;
@@ -51,16 +55,50 @@ impl Identity {
 }
 
 pub fn router(state: Identity) -> Router {
-    Router::new()
-        .route("/.well-known/jwks.json", get(jwks))
-        .route("/api/v1/identity/jwks.json", get(jwks))
-        .route("/api/v1/identity/signup", post(sign_up))
-        .route("/api/v1/identity/login", post(log_in))
-        .route("/api/v1/identity/refresh", post(refresh))
-        .route("/api/v1/identity/logout", post(log_out))
-        .route("/api/v1/identity/me", get(me))
-        .route("/api/v1/admin/identity/keys/rotate", post(rotate_keys))
+    let (public, _) = public_routes().split_for_parts();
+    // Where verifiers inside the cluster fetch the keys; the gateway does not route it.
+    public
+        .route(nubo_platform::auth::JWKS_PATH, get(jwks))
         .with_state(state)
+}
+
+/// Identity's part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "identity", description = "Accounts, sign-up and login, tokens and their keys")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// The routes under `/api/v1`, each registered with its documented operation so neither can go
+/// without the other.
+fn public_routes() -> OpenApiRouter<Identity> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(public_jwks))
+        .routes(routes!(sign_up))
+        .routes(routes!(log_in))
+        .routes(routes!(refresh))
+        .routes(routes!(log_out))
+        .routes(routes!(me))
+        .routes(routes!(rotate_keys))
+}
+
+/// The public keys access tokens are signed with (JWKS, RFC 7517).
+#[utoipa::path(
+    get,
+    path = "/api/v1/identity/jwks.json",
+    tag = "identity",
+    responses(
+        (status = 200, description = "Every key a valid token may be signed with; cacheable for 5 minutes",
+            body = JwksSchema),
+    )
+)]
+async fn public_jwks(state: State<Identity>) -> Response {
+    jwks(state).await
 }
 
 async fn jwks(State(state): State<Identity>) -> Response {
@@ -70,6 +108,20 @@ async fn jwks(State(state): State<Identity>) -> Response {
     ([(header::CACHE_CONTROL, "public, max-age=300")], Json(jwks)).into_response()
 }
 
+/// Create a customer account.
+#[utoipa::path(
+    post,
+    path = "/api/v1/identity/signup",
+    tag = "identity",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "The new account", body = Profile),
+        problems::BadRequest,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn sign_up(
     State(state): State<Identity>,
     Json(input): Json<Credentials>,
@@ -86,6 +138,22 @@ async fn sign_up(
     Ok((StatusCode::CREATED, Json(user.profile())).into_response())
 }
 
+/// Log in with email and password: an access token and a refresh token.
+#[utoipa::path(
+    post,
+    path = "/api/v1/identity/login",
+    tag = "identity",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = TokenPairSchema),
+        problems::BadRequest,
+        (status = 401, description = "Wrong email or password (one answer for both)",
+            body = Problem, content_type = PROBLEM_JSON),
+        problems::Invalid,
+        problems::TooManyRequests,
+        problems::Internal,
+    )
+)]
 async fn log_in(
     State(state): State<Identity>,
     client: ClientAddr,
@@ -117,10 +185,12 @@ async fn log_in(
 }
 
 /// A refresh token in a request body, wrapped as soon as it is read.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = RefreshTokenInput)]
 struct RefreshInput {
     #[serde(deserialize_with = "crate::domain::secret")]
+    #[schema(value_type = String, format = Password)]
     refresh_token: Secret,
 }
 
@@ -130,6 +200,21 @@ impl RefreshInput {
     }
 }
 
+/// Trade a refresh token for new tokens; the old refresh token is spent.
+#[utoipa::path(
+    post,
+    path = "/api/v1/identity/refresh",
+    tag = "identity",
+    request_body = RefreshInput,
+    responses(
+        (status = 200, description = "New tokens (`Cache-Control: no-store`)", body = TokenPairSchema),
+        problems::BadRequest,
+        (status = 401, description = "The refresh token is not valid (spent, expired or unknown); log in again",
+            body = Problem, content_type = PROBLEM_JSON),
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn refresh(
     State(state): State<Identity>,
     Json(input): Json<RefreshInput>,
@@ -149,6 +234,19 @@ async fn refresh(
     Err(unauthorized("the refresh token is not valid; log in again"))
 }
 
+/// Log out: the refresh token and every one rotated from it stop working.
+#[utoipa::path(
+    post,
+    path = "/api/v1/identity/logout",
+    tag = "identity",
+    request_body = RefreshInput,
+    responses(
+        (status = 204, description = "Logged out"),
+        problems::BadRequest,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn log_out(
     State(state): State<Identity>,
     Json(input): Json<RefreshInput>,
@@ -157,6 +255,18 @@ async fn log_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The signed-in account.
+#[utoipa::path(
+    get,
+    path = "/api/v1/identity/me",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account of the token", body = Profile),
+        problems::Unauthorized,
+        problems::Internal,
+    )
+)]
 async fn me(
     State(state): State<Identity>,
     Authenticated(claims): Authenticated,
@@ -169,6 +279,20 @@ async fn me(
     Ok(Json(user.profile()))
 }
 
+/// Rotate the signing key now (admins): a new key is published, and signs once every verifier
+/// can have seen it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/identity/keys/rotate",
+    tag = "identity",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The new key", body = KeyInfo),
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Internal,
+    )
+)]
 async fn rotate_keys(
     State(state): State<Identity>,
     Authenticated(claims): Authenticated,
@@ -260,4 +384,98 @@ fn too_many(limited: Limited, detail: &str) -> ApiError {
 /// Tokens must not be cached by anything between here and the client (RFC 6749 5.1).
 fn no_store(body: impl IntoResponse) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], body).into_response()
+}
+
+/// The schema of [`crate::sessions::TokenPair`], which lives with the sessions; the test below
+/// keeps the two in step.
+#[derive(ToSchema)]
+#[schema(as = TokenPair)]
+#[allow(dead_code)]
+struct TokenPairSchema {
+    /// An EdDSA JWT for `Authorization: Bearer`.
+    access_token: String,
+    /// Always `Bearer`.
+    token_type: String,
+    /// Seconds the access token lives.
+    expires_in: u64,
+    /// Single use: a refresh answers with a new one.
+    refresh_token: String,
+    /// Seconds the refresh token lives.
+    refresh_expires_in: u64,
+}
+
+/// The schema of [`Jwks`], which lives with the tokens; the test below keeps the two in step.
+#[derive(ToSchema)]
+#[schema(as = Jwks)]
+#[allow(dead_code)]
+struct JwksSchema {
+    keys: Vec<PublicJwkSchema>,
+}
+
+/// One Ed25519 public key as a JWK (RFC 8037).
+#[derive(ToSchema)]
+#[schema(as = PublicJwk)]
+#[allow(dead_code)]
+struct PublicJwkSchema {
+    /// `OKP`.
+    kty: String,
+    /// `Ed25519`.
+    crv: String,
+    /// The raw 32-byte public key, base64url without padding.
+    x: String,
+    kid: String,
+    /// `EdDSA`.
+    alg: String,
+    /// `sig`.
+    #[schema(rename = "use")]
+    use_: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use nubo_platform::serde_json::{self, Value};
+    use utoipa::PartialSchema;
+
+    use crate::sessions::TokenPair;
+    use crate::tokens::{Jwks, PublicJwk};
+
+    /// The property names a documented schema lists.
+    fn documented<T: PartialSchema>() -> Vec<String> {
+        let schema = serde_json::to_value(T::schema()).unwrap();
+        let mut names: Vec<String> = schema["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn served(value: impl serde::Serialize) -> Vec<String> {
+        let Value::Object(fields) = serde_json::to_value(value).unwrap() else {
+            panic!("not an object");
+        };
+        let mut names: Vec<String> = fields.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn the_documented_token_and_key_schemas_match_what_is_served() {
+        let pair = TokenPair {
+            access_token: "a".into(),
+            token_type: "Bearer".into(),
+            expires_in: 1,
+            refresh_token: "r".into(),
+            refresh_expires_in: 2,
+        };
+        assert_eq!(documented::<super::TokenPairSchema>(), served(&pair));
+        let jwk = PublicJwk::ed25519("kid", "x".into());
+        assert_eq!(documented::<super::PublicJwkSchema>(), served(&jwk));
+        assert_eq!(
+            documented::<super::JwksSchema>(),
+            served(Jwks { keys: vec![jwk] })
+        );
+    }
 }

@@ -116,12 +116,13 @@ impl Sessions {
             .keys
             .signer(now)
             .ok_or_else(|| anyhow::anyhow!("no signing key is active"))?;
-        let claims = Claims::new(
+        let mut claims = Claims::new(
             user.id,
             user.roles(),
             now.timestamp(),
             secs(self.lifetimes.access_token),
         );
+        claims.email = Some(user.email.as_str().to_owned());
         Ok(tokens::sign(&claims, &kid, &key)?)
     }
 

@@ -30,6 +30,10 @@ pub struct Claims {
     pub exp: i64,
     /// This token's own id.
     pub jti: Uuid,
+    /// The account's email address, so a service can write to the customer without asking
+    /// identity (orders records it on the order for notifications).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
 }
 
 impl Claims {
@@ -43,6 +47,7 @@ impl Claims {
             iat,
             exp: iat + ttl_secs,
             jti: Uuid::new_v4(),
+            email: None,
         }
     }
 

@@ -21,6 +21,8 @@ use nubo_platform::{Consumes, Context, Parts, ServiceDescription, Task, sqlx};
 
 use crate::config::{Config, EXPIRY_SWEEP_MS, INITIAL_STOCK};
 
+pub use routes::openapi;
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

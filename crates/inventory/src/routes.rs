@@ -7,24 +7,27 @@ use nubo_contracts::inventory::{
     RESERVATIONS_PATH, ReleaseStock, Reservation, ReserveStock, reservation_path,
 };
 use nubo_platform::auth::Admin;
-use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::{StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
-use nubo_platform::axum::routing::{get, post, put};
+use nubo_platform::axum::routing::{get, post};
+use nubo_platform::axum::{self, Router};
 use nubo_platform::error::{Json, Path};
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context, OrNotFound, Problem};
 use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::{OnHand, Reason, Sku, ValidReservation};
 use crate::reservations::{self, ReservationError};
 use crate::store::{self, StockLevel};
 
 pub fn router(ctx: Context) -> Router {
-    Router::new()
-        .route("/api/v1/inventory/{sku}", get(availability))
-        .route("/api/v1/admin/inventory/{sku}", put(set_stock))
+    let (public, _) = public_routes().split_for_parts();
+    public
         .route(RESERVATIONS_PATH, post(reserve))
         .route("/internal/v1/reservations/{id}", get(get_reservation))
         .route("/internal/v1/reservations/{id}/commit", post(commit))
@@ -32,16 +35,39 @@ pub fn router(ctx: Context) -> Router {
         .with_state(ctx)
 }
 
+/// Inventory's part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "inventory", description = "Stock per SKU")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// The routes under `/api/v1`, each registered with its documented operation so neither can go
+/// without the other.
+fn public_routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(availability))
+        .routes(routes!(set_stock))
+}
+
 /// What a shopper may know about a SKU.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Availability {
     pub sku: String,
+    /// Units that can still be bought.
     pub available: i64,
 }
 
-#[derive(Debug, Deserialize)]
+/// What an admin counted in the warehouse.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
+    /// Units on hand, not fewer than are reserved.
     pub on_hand: i64,
 }
 
@@ -49,6 +75,19 @@ fn sku(raw: &str) -> Result<Sku, ApiError> {
     Sku::parse(raw).map_err(|m| ApiError::invalid("sku", m))
 }
 
+/// How many units of a SKU can be bought.
+#[utoipa::path(
+    get,
+    path = "/api/v1/inventory/{sku}",
+    tag = "inventory",
+    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    responses(
+        (status = 200, description = "The SKU's availability", body = Availability),
+        problems::NotFound,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn availability(
     State(ctx): State<Context>,
     Path(raw): Path<String>,
@@ -63,6 +102,24 @@ async fn availability(
     }))
 }
 
+/// Set what is on hand of a SKU (admins).
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/inventory/{sku}",
+    tag = "inventory",
+    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    request_body = SetStock,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The SKU's stock as it is now", body = StockLevel),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
 async fn set_stock(
     _: Admin,
     State(ctx): State<Context>,

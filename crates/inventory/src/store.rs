@@ -7,13 +7,19 @@ use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::storage::{Db, Tx};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
+use utoipa::ToSchema;
 
 /// A SKU's stock as an admin sees it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, sqlx::FromRow, ToSchema,
+)]
 pub struct StockLevel {
     pub sku: String,
+    /// Units in the warehouse, reserved ones included.
     pub on_hand: i64,
+    /// Units held for checkouts in progress.
     pub reserved: i64,
+    /// `on_hand - reserved`: what shoppers can still buy.
     pub available: i64,
 }
 

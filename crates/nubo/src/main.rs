@@ -5,6 +5,7 @@
 
 mod distributed;
 mod embedded;
+mod loadgen;
 mod manifests;
 
 use std::path::PathBuf;
@@ -20,6 +21,8 @@ pub const SERVICES: &[&ServiceDescription] = &[
     &nubo_inventory::SERVICE,
     &nubo_payments::SERVICE,
     &nubo_cart::SERVICE,
+    &nubo_orders::SERVICE,
+    &nubo_notifications::SERVICE,
     &nubo_gateway::SERVICE,
 ];
 
@@ -60,6 +63,9 @@ enum Command {
     },
     /// Describe every service as JSON: port, events, calls, environment.
     Services,
+    /// Load a running shop with shoppers checking out through its gateway, then report
+    /// throughput, latency and whether every unit sold is accounted for.
+    Loadgen(loadgen::LoadArgs),
     /// Write the Kubernetes manifests under deploy/kubernetes from the service descriptions.
     Manifests {
         /// Where to write them.
@@ -125,6 +131,7 @@ fn main() -> ExitCode {
             Command::Migrate { services } => migrate(services).await,
             Command::CreateAdmin { email } => create_admin(&email).await,
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
+            Command::Loadgen(args) => loadgen::run(args).await,
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
                 Ok(())

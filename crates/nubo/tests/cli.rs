@@ -379,10 +379,13 @@ fn command_line(pid: u32) -> String {
 fn nubo_up_distributed_restarts_a_crashed_service_and_stops_everything_on_sigterm() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let database_url = runtime.block_on(nubo_platform::testing::fresh_postgres_database());
+    // notifications needs an SMTP server in distributed mode.
+    let mail = runtime.block_on(nubo_notifications::testing::MailServer::start());
     let port = free_port();
     let mut parent = nubo()
         .args(["up", "--distributed", "--port", &port.to_string()])
         .env("NUBO_DATABASE_URL", &database_url)
+        .env("NUBO_NOTIFICATIONS_SMTP_URL", mail.url())
         .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
         .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
         .env("NUBO_NAMESPACE", format!("up{}", std::process::id()))

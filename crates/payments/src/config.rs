@@ -1,10 +1,11 @@
-//! Payments' own settings, read from its `NUBO_PAYMENTS_*` variables. A value that does not
-//! parse stops the service before it serves, with a message naming the variable.
+//! Payments' own settings, read from its `NUBO_PAYMENTS_*` variables through the platform's
+//! `Env`, so every bad value is reported at once, named, before the service serves.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use nubo_platform::Context;
+use nubo_platform::config::Env;
 
 pub const PROVIDER_LATENCY_MS: &str = "NUBO_PAYMENTS_PROVIDER_LATENCY_MS";
 pub const PROVIDER_FAILURE_RATE: &str = "NUBO_PAYMENTS_PROVIDER_FAILURE_RATE";
@@ -25,38 +26,31 @@ impl Config {
         Self::from_env(&ctx.env)
     }
 
-    pub fn from_env(env: &BTreeMap<String, String>) -> anyhow::Result<Self> {
-        let millis = |name: &str, default: u64, min: u64, max: u64| -> anyhow::Result<Duration> {
-            let Some(raw) = env.get(name) else {
-                return Ok(Duration::from_millis(default));
-            };
-            raw.trim()
-                .parse::<u64>()
-                .ok()
-                .filter(|n| (min..=max).contains(n))
-                .map(Duration::from_millis)
-                .ok_or_else(|| {
-                    anyhow::anyhow!("{name}: {raw:?} is not a number from {min} to {max}")
-                })
-        };
-        let provider_failure_rate = match env.get(PROVIDER_FAILURE_RATE) {
-            None => 0.0,
-            Some(raw) => raw
-                .trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{PROVIDER_FAILURE_RATE}: {raw:?} is not a fraction from 0.0 to 1.0"
-                    )
-                })?,
-        };
-        Ok(Self {
-            provider_latency: millis(PROVIDER_LATENCY_MS, 50, 0, 10_000)?,
+    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mut env = Env::from_pairs(vars.clone());
+        // Zero is allowed: a provider that answers at once.
+        let latency_ms: u64 = env.get(PROVIDER_LATENCY_MS, 50);
+        if latency_ms > 10_000 {
+            env.fail(
+                PROVIDER_LATENCY_MS,
+                format!("must be between 0 and 10000, got {latency_ms}"),
+            );
+        }
+        let provider_failure_rate: f64 = env.get(PROVIDER_FAILURE_RATE, 0.0);
+        // Written so that NaN fails too.
+        if !(0.0..=1.0).contains(&provider_failure_rate) {
+            env.fail(
+                PROVIDER_FAILURE_RATE,
+                format!("must be a fraction from 0.0 to 1.0, got {provider_failure_rate}"),
+            );
+        }
+        let config = Self {
+            provider_latency: Duration::from_millis(latency_ms),
             provider_failure_rate,
-            provider_timeout: millis(PROVIDER_TIMEOUT_MS, 2000, 1, 60_000)?,
-        })
+            provider_timeout: Duration::from_millis(env.bounded(PROVIDER_TIMEOUT_MS, 2000, 60_000)),
+        };
+        env.finish()?;
+        Ok(config)
     }
 }
 
@@ -72,11 +66,17 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_when_nothing_is_set() {
+    fn defaults_are_the_documented_ones() {
         let config = Config::from_env(&env(&[])).unwrap();
-        assert_eq!(config.provider_latency, Duration::from_millis(50));
-        assert_eq!(config.provider_failure_rate, 0.0);
-        assert_eq!(config.provider_timeout, Duration::from_secs(2));
+        for (name, _, default) in crate::SERVICE.env {
+            let value = match *name {
+                PROVIDER_LATENCY_MS => config.provider_latency.as_millis().to_string(),
+                PROVIDER_FAILURE_RATE => config.provider_failure_rate.to_string(),
+                PROVIDER_TIMEOUT_MS => config.provider_timeout.as_millis().to_string(),
+                other => panic!("{other} is not checked"),
+            };
+            assert_eq!(value, *default, "{name}");
+        }
     }
 
     #[test]
@@ -100,10 +100,25 @@ mod tests {
             (PROVIDER_FAILURE_RATE, "1.5"),
             (PROVIDER_FAILURE_RATE, "NaN"),
             (PROVIDER_FAILURE_RATE, "-0.1"),
+            (PROVIDER_LATENCY_MS, "10001"),
             (PROVIDER_TIMEOUT_MS, "0"),
+            (PROVIDER_TIMEOUT_MS, "60001"),
         ] {
             let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
-            assert!(error.starts_with(bad.0), "{error}");
+            assert!(error.contains(bad.0), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_value_is_named_at_once() {
+        let error = Config::from_env(&env(&[
+            (PROVIDER_LATENCY_MS, "slow"),
+            (PROVIDER_FAILURE_RATE, "1.5"),
+        ]))
+        .unwrap_err()
+        .to_string();
+        for name in [PROVIDER_LATENCY_MS, PROVIDER_FAILURE_RATE] {
+            assert!(error.contains(name), "{error}");
         }
     }
 }

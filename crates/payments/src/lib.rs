@@ -19,6 +19,8 @@ use nubo_platform::{Context, Parts, ServiceDescription, sqlx};
 use crate::config::{Config, PROVIDER_FAILURE_RATE, PROVIDER_LATENCY_MS, PROVIDER_TIMEOUT_MS};
 use crate::provider::Provider;
 
+pub use routes::openapi;
+
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 

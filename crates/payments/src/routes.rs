@@ -5,14 +5,19 @@
 
 use nubo_contracts::payments::{AuthorizePayment, PAYMENTS_PATH, Payment, payment_path};
 use nubo_platform::auth::Admin;
-use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{FromRef, State};
 use nubo_platform::axum::http::{StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::routing::{get, post};
+use nubo_platform::axum::{self, Router};
 use nubo_platform::error::{Json, Path};
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context, OrNotFound, Problem};
+use tracing::Instrument;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::domain::ValidAuthorization;
 use crate::payments::{self, PaymentError, Step};
@@ -33,14 +38,32 @@ impl FromRef<Payments> for Context {
 }
 
 pub fn router(ctx: Context, provider: Provider) -> Router {
-    Router::new()
+    let (public, _) = public_routes().split_for_parts();
+    public
         .route(PAYMENTS_PATH, post(authorize))
         .route("/internal/v1/payments/{id}", get(get_payment))
         .route("/internal/v1/payments/{id}/capture", post(capture))
         .route("/internal/v1/payments/{id}/void", post(void))
         .route("/internal/v1/payments/{id}/refund", post(refund))
-        .route("/api/v1/admin/payments/{id}", get(admin_get_payment))
         .with_state(Payments { ctx, provider })
+}
+
+/// Payments' part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "payments", description = "Card payments, for admins to look up")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// The routes under `/api/v1`, each registered with its documented operation so neither can go
+/// without the other.
+fn public_routes() -> OpenApiRouter<Payments> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).routes(routes!(admin_get_payment))
 }
 
 async fn authorize(
@@ -51,9 +74,17 @@ async fn authorize(
     let request = ValidAuthorization::parse(&input, today).map_err(ApiError::Invalid)?;
     // The request (and with it the card) goes no further than here.
     drop(input);
-    let (payment, created) = payments::authorize_payment(&state.ctx, &state.provider, &request)
-        .await
-        .map_err(payment_error)?;
+    // On a task of its own: a caller that hangs up (a timeout, a crash) drops this handler, and
+    // the authorization must still settle, or its pending row would outlive the provider's
+    // answer and every retry would wait on it.
+    let Payments { ctx, provider } = state;
+    let (payment, created) = nubo_platform::tokio::spawn(
+        async move { payments::authorize_payment(&ctx, &provider, &request).await }
+            .instrument(tracing::Span::current()),
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(payment_error)?;
     if !created {
         return Ok(Json(payment).into_response());
     }
@@ -77,6 +108,22 @@ async fn get_payment(
     ))
 }
 
+/// One payment, as payments keeps it: never the card number (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/payments/{id}",
+    tag = "payments",
+    params(("id" = Uuid, Path, description = "The payment's id (the order's id)")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The payment", body = Payment),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Internal,
+    )
+)]
 async fn admin_get_payment(
     _: Admin,
     state: State<Payments>,
@@ -86,9 +133,16 @@ async fn admin_get_payment(
 }
 
 async fn step(state: &Payments, id: Uuid, step: Step) -> Result<Json<Payment>, ApiError> {
-    let payment = payments::take_step(&state.ctx, &state.provider, id, step)
-        .await
-        .map_err(payment_error)?;
+    // On a task of its own, like an authorization: the provider has been asked once a call is
+    // under way, and the row must follow its answer even if our caller hangs up.
+    let Payments { ctx, provider } = state.clone();
+    let payment = nubo_platform::tokio::spawn(
+        async move { payments::take_step(&ctx, &provider, id, step).await }
+            .instrument(tracing::Span::current()),
+    )
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(payment_error)?;
     Ok(Json(payment))
 }
 

@@ -49,6 +49,10 @@ pub struct Claims {
     pub aud: String,
     #[serde(default)]
     pub jti: Option<Uuid>,
+    /// The account's email address, for services that write to the customer (orders puts it on
+    /// the order, so notifications knows where to send).
+    #[serde(default)]
+    pub email: Option<String>,
 }
 
 /// Why a token was refused.
@@ -234,6 +238,8 @@ pub fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 pub struct Caller {
     pub user_id: Uuid,
     pub roles: Vec<String>,
+    /// From the token; absent only in tokens issued before identity put it there.
+    pub email: Option<String>,
 }
 
 impl Caller {
@@ -263,6 +269,7 @@ where
         let caller = Caller {
             user_id: claims.sub,
             roles: claims.roles,
+            email: claims.email,
         };
         parts.extensions.insert(caller.clone());
         Ok(caller)

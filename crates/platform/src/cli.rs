@@ -54,7 +54,16 @@ pub fn settings_for(
     if let Some(check) = desc.check_env
         && let Err(e) = check(&own)
     {
-        env.fail(&format!("{} settings", desc.name), format!("{e:#}"));
+        // A service that reads its variables through `Env` names each bad one: list them with
+        // the platform's, not as one nested "invalid configuration".
+        match e.downcast_ref::<config::ConfigError>() {
+            Some(errors) => {
+                for (name, why) in &errors.0 {
+                    env.fail(name, why.clone());
+                }
+            }
+            None => env.fail(&format!("{} settings", desc.name), format!("{e:#}")),
+        }
     }
     let mut urls = BTreeMap::new();
     for target in desc.calls {

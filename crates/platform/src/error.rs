@@ -12,13 +12,18 @@ use serde::de::DeserializeOwned;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
-/// An RFC 9457 problem document.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+/// An RFC 9457 problem document: every error answer of every route, as
+/// `application/problem+json`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct Problem {
+    /// A URI naming the kind of problem, e.g. `https://nubo.dev/problems/not-found`.
     #[serde(rename = "type")]
     pub kind: String,
+    /// The status's reason phrase, the same for every problem of a kind.
     pub title: String,
+    /// The HTTP status code.
     pub status: u16,
+    /// What went wrong with this request, written for the client.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
     /// Field-level problems of a rejected input.
@@ -28,7 +33,8 @@ pub struct Problem {
     pub retry_after_secs: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+/// One rejected field: its name and why.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod service;
 pub mod storage;

@@ -116,6 +116,10 @@ impl TestSystem {
         let mut base = Settings::embedded(dir.path());
         base.shutdown_timeout = Duration::from_secs(5);
         base.outbox_poll = Duration::from_millis(100);
+        // NATS can hand a delivery to a pull request just as it expires: counted as delivered,
+        // never seen, and back only after ack_wait (30 s by default). Stories wait for events
+        // with a bounded patience, so such a delivery must come back well within it.
+        base.event_ack_wait = Duration::from_secs(5);
         if mode == TestMode::Distributed {
             base.backing = Backing::Distributed {
                 database_url: fresh_postgres_database().await,

@@ -1,12 +1,13 @@
 pub use nubo_platform::testing::assert_problem;
 
+use nubo_identity::domain::Role;
+use nubo_identity::testing::{SignedIn, signed_in};
 use nubo_platform::testing::{TestMode, TestSystem};
 use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@cart.test";
 pub const ALICE_EMAIL: &str = "alice@cart.test";
 pub const BOB_EMAIL: &str = "bob@cart.test";
-pub const PASSWORD: &str = "correct horse battery";
 
 /// identity, catalog and cart, with an admin and two customers, and a tea category.
 pub async fn start(mode: TestMode) -> Shop {
@@ -20,18 +21,16 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         &nubo_cart::SERVICE,
     ];
     let system = TestSystem::start_with(mode, &services, |_| {}, env).await;
-    let identity = system.db("identity").await;
-    for (email, role) in [
-        (ADMIN_EMAIL, nubo_identity::domain::Role::Admin),
-        (ALICE_EMAIL, nubo_identity::domain::Role::Customer),
-        (BOB_EMAIL, nubo_identity::domain::Role::Customer),
-    ] {
-        nubo_identity::create_account(&identity, email, PASSWORD, role)
-            .await
-            .unwrap();
-    }
-    identity.close().await;
-    let admin = sign_in(&system, ADMIN_EMAIL).await;
+    let [admin, alice, bob] = signed_in(
+        &system,
+        [
+            (ADMIN_EMAIL, Role::Admin),
+            (ALICE_EMAIL, Role::Customer),
+            (BOB_EMAIL, Role::Customer),
+        ],
+    )
+    .await
+    .map(User::from);
     let category = reqwest::Client::new()
         .post(format!("{}/api/v1/admin/categories", system.url("catalog")))
         .bearer_auth(&admin.0)
@@ -40,8 +39,6 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         .await
         .unwrap();
     assert_eq!(category.status(), 201);
-    let alice = sign_in(&system, ALICE_EMAIL).await;
-    let bob = sign_in(&system, BOB_EMAIL).await;
     Shop {
         cart: system.url("cart"),
         catalog: system.url("catalog"),
@@ -56,25 +53,10 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
 /// A signed-in user: access token and user id.
 pub struct User(pub String, pub String);
 
-async fn sign_in(system: &TestSystem, email: &str) -> User {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/identity/login", system.url("identity")))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "sign in as {email}");
-    let body: Value = response.json().await.unwrap();
-    let token = body["access_token"].as_str().unwrap().to_owned();
-    let me = reqwest::Client::new()
-        .get(format!("{}/api/v1/cart", system.url("cart")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(me.status(), 200);
-    let me: Value = me.json().await.unwrap();
-    User(token, me["user_id"].as_str().unwrap().to_owned())
+impl From<SignedIn> for User {
+    fn from(user: SignedIn) -> Self {
+        Self(user.token, user.user_id)
+    }
 }
 
 pub struct Shop {

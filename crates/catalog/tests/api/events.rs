@@ -158,7 +158,14 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
 }
 
 async fn a_poison_event_is_dead_lettered_and_later_events_still_flow(mode: TestMode) {
-    let system = start_with(mode, |s| s.event_max_attempts = 3).await;
+    // A delivery NATS hands to a pull request just as it expires is counted as delivered but
+    // never seen, and comes back only after ack_wait: an extra attempt, later. A short ack_wait
+    // keeps that within the test's patience; the count may then be past the last attempt.
+    let system = start_with(mode, |s| {
+        s.event_max_attempts = 3;
+        s.event_ack_wait = Duration::from_secs(2);
+    })
+    .await;
     let admin = Admin::of(&system).await;
     // A producer bug: the right subject, a payload no consumer can read.
     let poison = Envelope {
@@ -180,7 +187,7 @@ async fn a_poison_event_is_dead_lettered_and_later_events_still_flow(mode: TestM
         dead_letters(&db)
             .await
             .iter()
-            .any(|(event, attempts)| *event == poison.id && *attempts == 3)
+            .any(|(event, attempts)| *event == poison.id && *attempts >= 3)
     })
     .await;
     assert!(

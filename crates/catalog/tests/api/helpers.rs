@@ -1,11 +1,12 @@
 use std::time::Duration;
 
+use nubo_identity::domain::Role;
+use nubo_identity::testing::add_account;
 use nubo_platform::testing::{TestMode, TestSystem};
 use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@catalog.test";
 pub const CUSTOMER_EMAIL: &str = "customer@catalog.test";
-pub const PASSWORD: &str = "correct horse battery";
 
 pub async fn start(mode: TestMode) -> TestSystem {
     start_with(mode, |_| {}).await
@@ -18,15 +19,8 @@ pub async fn start_with(
 ) -> TestSystem {
     let services = [&nubo_identity::SERVICE, &nubo_catalog::SERVICE];
     let system = TestSystem::start_with(mode, &services, tweak, &[]).await;
-    let identity = system.db("identity").await;
-    for (email, role) in [
-        (ADMIN_EMAIL, nubo_identity::domain::Role::Admin),
-        (CUSTOMER_EMAIL, nubo_identity::domain::Role::Customer),
-    ] {
-        nubo_identity::create_account(&identity, email, PASSWORD, role)
-            .await
-            .unwrap();
-    }
+    add_account(&system, ADMIN_EMAIL, Role::Admin).await;
+    add_account(&system, CUSTOMER_EMAIL, Role::Customer).await;
     let catalog = system.db("catalog").await;
     for (slug, name) in STARTING_CATEGORIES {
         add_category(&catalog, slug, name).await;
@@ -55,15 +49,7 @@ pub async fn add_category(db: &nubo_platform::storage::Db, slug: &str, name: &st
 
 /// Signs in through identity and returns the access token.
 pub async fn sign_in(system: &TestSystem, email: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/identity/login", system.url("identity")))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "sign in as {email}");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    nubo_identity::testing::sign_in(system, email).await.token
 }
 
 pub fn product(sku: &str, cents: i64) -> Value {

@@ -1,13 +1,16 @@
 //! The gateway as a shopper and an operator see it: one entry point in front of catalog, in
 //! both modes.
 
+mod openapi;
+mod storefront;
+
 use std::time::Duration;
 
+use nubo_identity::domain::Role;
+use nubo_identity::testing::{PASSWORD, add_account};
 use nubo_platform::both_modes;
 use nubo_platform::testing::{TestMode, TestSystem, assert_problem, sample};
 use serde_json::{Value, json};
-
-const PASSWORD: &str = "correct horse battery";
 
 /// identity, catalog and the gateway in front, with an admin account; returns the admin's token,
 /// got by signing in through the gateway.
@@ -24,15 +27,7 @@ async fn start(mode: TestMode, env: &[(&str, &str)]) -> (TestSystem, String) {
         env,
     )
     .await;
-    let identity = system.db("identity").await;
-    nubo_identity::create_account(
-        &identity,
-        "admin@gateway.test",
-        PASSWORD,
-        nubo_identity::domain::Role::Admin,
-    )
-    .await
-    .unwrap();
+    add_account(&system, "admin@gateway.test", Role::Admin).await;
     let token = sign_in(&system, "admin@gateway.test").await;
     (system, token)
 }

@@ -1,5 +1,7 @@
 pub use nubo_platform::testing::{assert_problem, eventually};
 
+use nubo_identity::domain::Role;
+use nubo_identity::testing::{add_account, signed_in};
 use nubo_platform::storage::Db;
 use nubo_platform::testing::{TestMode, TestSystem};
 use nubo_platform::uuid::Uuid;
@@ -8,7 +10,6 @@ use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@inventory.test";
 pub const CUSTOMER_EMAIL: &str = "customer@inventory.test";
-pub const PASSWORD: &str = "correct horse battery";
 
 /// identity, catalog and inventory (new products get 5 units), with an admin and a customer.
 pub async fn start(mode: TestMode) -> Shop {
@@ -25,20 +26,12 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
     let mut all_env = vec![("NUBO_INVENTORY_INITIAL_STOCK", "5")];
     all_env.extend_from_slice(env);
     let system = TestSystem::start_with(mode, &services, |_| {}, &all_env).await;
-    let identity = system.db("identity").await;
-    for (email, role) in [
-        (ADMIN_EMAIL, nubo_identity::domain::Role::Admin),
-        (CUSTOMER_EMAIL, nubo_identity::domain::Role::Customer),
-    ] {
-        nubo_identity::create_account(&identity, email, PASSWORD, role)
-            .await
-            .unwrap();
-    }
-    let admin_token = sign_in(&system, ADMIN_EMAIL).await;
+    add_account(&system, CUSTOMER_EMAIL, Role::Customer).await;
+    let [admin] = signed_in(&system, [(ADMIN_EMAIL, Role::Admin)]).await;
     // Products live in categories the catalog knows; the tests' products are tea.
     let category = reqwest::Client::new()
         .post(format!("{}/api/v1/admin/categories", system.url("catalog")))
-        .bearer_auth(&admin_token)
+        .bearer_auth(&admin.token)
         .json(&json!({ "slug": "tea", "name": "Tea", "description": "" }))
         .send()
         .await
@@ -49,22 +42,14 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         catalog: system.url("catalog"),
         db: system.db("inventory").await,
         http: reqwest::Client::new(),
-        admin_token,
+        admin_token: admin.token,
         system,
     }
 }
 
 /// Signs in through identity and returns the access token.
 pub async fn sign_in(system: &TestSystem, email: &str) -> String {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/identity/login", system.url("identity")))
-        .json(&json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "sign in as {email}");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    nubo_identity::testing::sign_in(system, email).await.token
 }
 
 pub struct Shop {

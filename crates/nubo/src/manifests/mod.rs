@@ -37,6 +37,10 @@ pub struct Deployment {
     pub scale_on_request_rate: Option<u32>,
     /// Scale on the lag of its event consumers with KEDA instead of an HPA.
     pub scale_on_consumer_lag: Option<u32>,
+    /// Variables read from Secrets the operator creates: (variable, secret, key).
+    pub secret_env: &'static [(&'static str, &'static str, &'static str)],
+    /// TCP ports it reaches outside the cluster (an SMTP server), at any address.
+    pub external_egress: &'static [u16],
 }
 
 /// Requests and limits come from measurements on a 2-core machine (release build, distributed
@@ -54,6 +58,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 256,
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
     },
     Deployment {
         service: "gateway",
@@ -63,6 +69,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 128,
         scale_on_request_rate: Some(300),
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
     },
     // Not yet measured under load: sized like catalog, whose work per request it resembles.
     Deployment {
@@ -73,6 +81,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 192,
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
     },
     // Not yet measured under load: little CPU of its own; most of a request is the provider's
     // latency, so memory for many concurrent requests matters more.
@@ -84,6 +94,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 192,
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
     },
     // Not yet measured under load: every view prices the cart through catalog, so it is sized
     // like catalog; carts themselves live in Redis.
@@ -95,6 +107,35 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 192,
         scale_on_request_rate: None,
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
+    },
+    // Measured with `nubo loadgen` (RESOURCES.md): 7.8 ms of CPU per checkout saga, 19 MB.
+    Deployment {
+        service: "orders",
+        cpu_request_m: 250,
+        memory_request_mi: 48,
+        cpu_limit_m: 1000,
+        memory_limit_mi: 192,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
+    },
+    // Measured with `nubo loadgen` (RESOURCES.md): 1.6 ms of CPU per order's email, 16 MB. It
+    // scales on its consumers' lag (KEDA), not on CPU.
+    Deployment {
+        service: "notifications",
+        cpu_request_m: 50,
+        memory_request_mi: 48,
+        cpu_limit_m: 500,
+        memory_limit_mi: 192,
+        scale_on_request_rate: None,
+        scale_on_consumer_lag: Some(100),
+        // Required in distributed mode; `deploy/README.md` says how to create it.
+        secret_env: &[("NUBO_NOTIFICATIONS_SMTP_URL", "nubo-smtp", "url")],
+        // SMTP, submission over STARTTLS, submission over TLS.
+        external_egress: &[25, 465, 587],
     },
     Deployment {
         service: "catalog",
@@ -104,6 +145,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         memory_limit_mi: 192,
         scale_on_request_rate: Some(300),
         scale_on_consumer_lag: None,
+        secret_env: &[],
+        external_egress: &[],
     },
 ];
 
@@ -242,6 +285,8 @@ mod tests {
         memory_limit_mi: 128,
         scale_on_request_rate: None,
         scale_on_consumer_lag: Some(100),
+        secret_env: &[],
+        external_egress: &[],
     };
 
     #[test]

@@ -116,6 +116,13 @@ pub fn policies(all: &[&'static ServiceDescription]) -> Vec<Value> {
             // The Linkerd control plane (identity, destination, policy), when meshed.
             json!({ "to": [namespace("linkerd")] }),
         ]);
+        // Servers outside the cluster it talks to (notifications' SMTP server).
+        let outside = super::deployment_of(desc).map_or(&[][..], |d| d.external_egress);
+        if !outside.is_empty() {
+            egress.push(
+                json!({ "to": [{ "ipBlock": { "cidr": "0.0.0.0/0" } }], "ports": tcp(outside) }),
+            );
+        }
         out.push(policy(
             desc.name,
             json!({ "matchLabels": { "app.kubernetes.io/name": desc.name } }),

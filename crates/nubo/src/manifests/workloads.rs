@@ -53,9 +53,13 @@ fn probe(path: &str, period: u32, failures: u32) -> Value {
     })
 }
 
-fn env(desc: &ServiceDescription) -> Vec<Value> {
+fn env(desc: &ServiceDescription, d: &Deployment) -> Vec<Value> {
     let mut env = vec![json!({ "name": config::DATABASE_URL,
                 "valueFrom": { "secretKeyRef": { "name": DATABASE_SECRET, "key": "uri" } } })];
+    for (variable, secret, key) in d.secret_env {
+        env.push(json!({ "name": variable,
+                "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } }));
+    }
     for target in desc.calls {
         if let Some(url) = config::default_url(target) {
             env.push(json!({ "name": config::url_variable(target), "value": url }));
@@ -109,7 +113,7 @@ pub fn service(
                         "imagePullPolicy": "IfNotPresent",
                         "ports": [{ "name": "http", "containerPort": port, "protocol": "TCP" }],
                         "envFrom": [{ "configMapRef": { "name": "nubo-config" } }],
-                        "env": env(desc),
+                        "env": env(desc, d),
                         "startupProbe": probe("/startupz", 2, 90),
                         "livenessProbe": probe("/livez", 10, 3),
                         "readinessProbe": probe("/readyz", 5, 2),

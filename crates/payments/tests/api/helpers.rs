@@ -1,3 +1,5 @@
+use nubo_identity::domain::Role;
+use nubo_identity::testing::signed_in;
 use nubo_platform::chrono::Datelike;
 use nubo_platform::storage::Db;
 use nubo_platform::testing::{TestMode, TestSystem};
@@ -6,7 +8,6 @@ use nubo_platform::{sqlx, with_db};
 use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@payments.test";
-pub const PASSWORD: &str = "correct horse battery";
 pub const GOOD_CARD: &str = "4242424242424242";
 
 /// identity and payments (a quick simulated provider, a short deadline), with an admin.
@@ -23,28 +24,12 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
     ];
     all_env.extend_from_slice(env);
     let system = TestSystem::start_with(mode, &services, |_| {}, &all_env).await;
-    let identity = system.db("identity").await;
-    nubo_identity::create_account(
-        &identity,
-        ADMIN_EMAIL,
-        PASSWORD,
-        nubo_identity::domain::Role::Admin,
-    )
-    .await
-    .unwrap();
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/identity/login", system.url("identity")))
-        .json(&json!({ "email": ADMIN_EMAIL, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "sign in");
-    let body: Value = response.json().await.unwrap();
+    let [admin] = signed_in(&system, [(ADMIN_EMAIL, Role::Admin)]).await;
     Shop {
         payments: system.url("payments"),
         db: system.db("payments").await,
         http: reqwest::Client::new(),
-        admin_token: body["access_token"].as_str().unwrap().to_owned(),
+        admin_token: admin.token,
         system,
     }
 }

@@ -1,0 +1,224 @@
+//! Notifications' own settings, read from its `NUBO_NOTIFICATIONS_*` variables. A value that does
+//! not parse stops the service before it serves, with a message naming the variable.
+//!
+//! Whether SMTP is required depends on the mode, which a service's `check_env` is not told: the
+//! syntax of every variable is checked there, before any port opens, and the rule "distributed
+//! mode needs an SMTP server" is checked by [`Config::from_context`] when the service builds, which
+//! stops it with the same kind of message.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use lettre::message::Mailbox;
+use lettre::{AsyncSmtpTransport, Tokio1Executor};
+use nubo_platform::Context;
+use nubo_platform::config::{Backing, Env, Secret};
+
+pub const SMTP_URL: &str = "NUBO_NOTIFICATIONS_SMTP_URL";
+pub const FROM: &str = "NUBO_NOTIFICATIONS_FROM";
+pub const SEND_ATTEMPTS: &str = "NUBO_NOTIFICATIONS_SEND_ATTEMPTS";
+
+pub const DEFAULT_FROM: &str = "nubo <shop@nubo.example>";
+pub const DEFAULT_SEND_ATTEMPTS: u32 = 8;
+
+/// How long one SMTP conversation may take. The claim lease of the mail outbox is longer, so a
+/// message is never taken over while its first sender may still be talking to the server.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Where and how to send. The URL may carry a password, so it is only ever held as a [`Secret`]
+/// and never appears in a log line or an error message.
+#[derive(Clone)]
+pub struct Smtp {
+    url: Secret,
+}
+
+impl Smtp {
+    /// Checks that lettre accepts `raw` (scheme, host, port, `?tls=`), without connecting.
+    pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        // Only the lettre error is shown: it never repeats the URL, whose password must not leak.
+        AsyncSmtpTransport::<Tokio1Executor>::from_url(raw).map_err(|e| {
+            anyhow::anyhow!(
+                "not an SMTP URL (smtp://host:port, smtps://user:password@host, \
+                 smtp://host?tls=required): {e}"
+            )
+        })?;
+        Ok(Self {
+            url: Secret::new(raw),
+        })
+    }
+
+    /// A transport to the server; it connects when a message is sent.
+    pub fn transport(&self) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(self.url.expose())
+            .map_err(|e| anyhow::anyhow!("{SMTP_URL}: {e}"))?;
+        Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
+    }
+}
+
+impl fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Smtp").field("url", &self.url).finish()
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The server emails go to; `None` (embedded mode only) records them without sending.
+    pub smtp: Option<Smtp>,
+    /// Who the emails come from.
+    pub from: Mailbox,
+    /// Tries of one email before it is marked `failed`.
+    pub send_attempts: u32,
+}
+
+impl Config {
+    /// The settings for the mode the service runs in: distributed mode needs an SMTP server.
+    pub fn from_context(ctx: &Context) -> anyhow::Result<Self> {
+        let config = Self::from_env(&ctx.env)?;
+        config.check_mode(&ctx.settings.backing)?;
+        Ok(config)
+    }
+
+    /// Every bad variable is reported at once, named, through the platform's `Env`.
+    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+        let mut env = Env::from_pairs(vars.clone());
+        let smtp = match env.raw(SMTP_URL).map(str::to_owned) {
+            None => None,
+            Some(raw) => match Smtp::parse(&raw) {
+                Ok(smtp) => Some(smtp),
+                Err(e) => {
+                    // The message never repeats the URL: it may hold a password.
+                    env.fail(SMTP_URL, format!("{e:#}"));
+                    None
+                }
+            },
+        };
+        let from = env
+            .optional::<Mailbox>(FROM)
+            .unwrap_or_else(|| DEFAULT_FROM.parse().expect("the default From parses"));
+        let send_attempts: u32 = env.get(SEND_ATTEMPTS, DEFAULT_SEND_ATTEMPTS);
+        if !(1..=50).contains(&send_attempts) {
+            env.fail(
+                SEND_ATTEMPTS,
+                format!("must be between 1 and 50, got {send_attempts}"),
+            );
+        }
+        env.finish()?;
+        Ok(Self {
+            smtp,
+            from,
+            send_attempts,
+        })
+    }
+
+    /// In distributed mode emails must leave: a shop whose customers silently get nothing is
+    /// worse than one that does not start.
+    pub fn check_mode(&self, backing: &Backing) -> anyhow::Result<()> {
+        if matches!(backing, Backing::Distributed { .. }) && self.smtp.is_none() {
+            anyhow::bail!(
+                "{SMTP_URL} is required in distributed mode: the SMTP server emails are sent to, \
+                 e.g. smtp://mail.internal:25 or smtps://user:password@smtp.example.com"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn distributed() -> Backing {
+        Backing::Distributed {
+            database_url: "postgres://db/nubo".into(),
+            nats_url: "nats://nats:4222".into(),
+            redis_url: "redis://redis:6379".into(),
+        }
+    }
+
+    fn embedded() -> Backing {
+        Backing::Embedded {
+            data_dir: "nubo-data".into(),
+        }
+    }
+
+    #[test]
+    fn defaults_record_without_sending_from_the_shop() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert!(config.smtp.is_none());
+        assert_eq!(config.from.to_string(), DEFAULT_FROM);
+        assert_eq!(config.send_attempts, DEFAULT_SEND_ATTEMPTS);
+        config.check_mode(&embedded()).unwrap();
+    }
+
+    #[test]
+    fn distributed_mode_refuses_to_start_without_an_smtp_server() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        let error = config.check_mode(&distributed()).unwrap_err().to_string();
+        assert!(error.starts_with(SMTP_URL), "{error}");
+        let config = Config::from_env(&env(&[(SMTP_URL, "smtp://127.0.0.1:2525")])).unwrap();
+        config.check_mode(&distributed()).unwrap();
+    }
+
+    #[test]
+    fn every_url_form_lettre_knows_is_taken() {
+        for url in [
+            "smtp://127.0.0.1:2525",
+            "smtp://mail.internal",
+            "smtp://mail.internal?tls=required",
+            "smtp://mail.internal:587?tls=opportunistic",
+            "smtps://user:p%40ss@smtp.example.com",
+        ] {
+            let config = Config::from_env(&env(&[(SMTP_URL, url)])).unwrap();
+            assert!(config.smtp.is_some(), "{url}");
+        }
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        for bad in [
+            (SMTP_URL, "http://mail.internal"),
+            (SMTP_URL, "not a url"),
+            (SMTP_URL, "smtp://mail.internal?tls=sometimes"),
+            (FROM, "shop"),
+            (FROM, "nubo <shop@>"),
+            (SEND_ATTEMPTS, "0"),
+            (SEND_ATTEMPTS, "51"),
+            (SEND_ATTEMPTS, "many"),
+        ] {
+            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            assert!(error.contains(&format!("{}: ", bad.0)), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn every_bad_variable_is_reported_at_once() {
+        let error = Config::from_env(&env(&[(SMTP_URL, "http://x"), (SEND_ATTEMPTS, "0")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(SMTP_URL) && error.contains(SEND_ATTEMPTS),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_smtp_password_never_shows() {
+        let url = "smtps://shop:hunter2@smtp.example.com";
+        let config = Config::from_env(&env(&[(SMTP_URL, url)])).unwrap();
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let bad = "ftp://shop:hunter2@smtp.example.com";
+        let error = Config::from_env(&env(&[(SMTP_URL, bad)]))
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+}

@@ -1,0 +1,140 @@
+//! Notifications: the emails a customer gets about an order. It consumes the order and payment
+//! events, writes one email per confirmed order, cancelled order and refund (once per event id,
+//! however often the event is delivered), sends it over SMTP from a mail outbox when a server is
+//! configured (always in distributed mode), and keeps every email for admins to look up.
+//!
+//! `OrderPlaced` writes no email, since the checkout may still fail, but it tells notifications
+//! who placed the order: a `PaymentRefunded` names only the order, and is addressed from that.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod emails;
+pub mod events;
+pub mod mail_outbox;
+pub mod metrics;
+pub mod routes;
+pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use routes::openapi;
+
+use nubo_contracts::orders::{OrderCancelled, OrderConfirmed, OrderPlaced};
+use nubo_contracts::payments::PaymentRefunded;
+use nubo_platform::events::Event;
+use nubo_platform::events::consumer::Consumer;
+use nubo_platform::storage::Migrations;
+use nubo_platform::{Consumes, Context, Parts, ServiceDescription, Task, sqlx};
+
+use crate::config::{Config, DEFAULT_FROM, FROM, SEND_ATTEMPTS, SMTP_URL};
+use crate::events::Writer;
+use crate::mail_outbox::Mailer;
+use crate::metrics::NotificationMetrics;
+
+static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
+
+/// The durable consumers, one per subject.
+pub const ORDERS_PLACED_CONSUMER: &str = "notifications-orders-placed";
+pub const ORDERS_CONFIRMED_CONSUMER: &str = "notifications-orders-confirmed";
+pub const ORDERS_CANCELLED_CONSUMER: &str = "notifications-orders-cancelled";
+pub const PAYMENTS_REFUNDED_CONSUMER: &str = "notifications-payments-refunded";
+
+pub static SERVICE: ServiceDescription = ServiceDescription {
+    name: "notifications",
+    default_port: 8087,
+    migrations: Migrations {
+        sqlite: &SQLITE,
+        postgres: &POSTGRES,
+    },
+    publishes: &[],
+    consumes: &[
+        Consumes {
+            durable: ORDERS_PLACED_CONSUMER,
+            subject: OrderPlaced::SUBJECT,
+        },
+        Consumes {
+            durable: ORDERS_CONFIRMED_CONSUMER,
+            subject: OrderConfirmed::SUBJECT,
+        },
+        Consumes {
+            durable: ORDERS_CANCELLED_CONSUMER,
+            subject: OrderCancelled::SUBJECT,
+        },
+        Consumes {
+            durable: PAYMENTS_REFUNDED_CONSUMER,
+            subject: PaymentRefunded::SUBJECT,
+        },
+    ],
+    // For identity's keys: the admin routes verify the caller's token.
+    calls: &["identity"],
+    env: &[
+        (
+            SMTP_URL,
+            "SMTP server emails are sent to (smtp://host:port, smtps://user:password@host, \
+             smtp://host?tls=required); a secret, never logged. Required in distributed mode; \
+             unset in embedded mode, emails are only recorded",
+            "unset",
+        ),
+        (FROM, "the From mailbox of every email", DEFAULT_FROM),
+        (
+            SEND_ATTEMPTS,
+            "SMTP attempts of one email (1 to 50, with doubling waits from 1 s up to 10 min) \
+             before it is marked failed",
+            "8",
+        ),
+    ],
+    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    build: |ctx| Box::pin(build(ctx)),
+    seed: None,
+};
+
+async fn build(ctx: Context) -> anyhow::Result<Parts> {
+    let config = Config::from_context(&ctx)?;
+    let metrics = NotificationMetrics::register(&ctx.metrics);
+    let writer = Writer {
+        sending: config.smtp.is_some(),
+        metrics: metrics.clone(),
+    };
+    let mut tasks = Vec::new();
+    if let Some(smtp) = &config.smtp {
+        let mailer = Mailer::new(smtp, &config, metrics)?;
+        let db = ctx.db.clone();
+        tasks.push(Task::new("notifications-mail-outbox", move |token| {
+            mailer.run(db, token)
+        }));
+    }
+    Ok(Parts {
+        router: routes::router(ctx),
+        consumers: consumers(writer),
+        tasks,
+    })
+}
+
+/// The consumers notifications runs, one per subject in [`SERVICE`]'s `consumes`. Public so a
+/// test can hand an event to one directly, as a redelivery would.
+pub fn consumers(writer: Writer) -> Vec<Consumer> {
+    vec![
+        Consumer::new(
+            ORDERS_PLACED_CONSUMER,
+            OrderPlaced::SUBJECT,
+            events::LearnPlacedOrders,
+        ),
+        Consumer::new(
+            ORDERS_CONFIRMED_CONSUMER,
+            OrderConfirmed::SUBJECT,
+            events::EmailConfirmedOrders(writer.clone()),
+        ),
+        Consumer::new(
+            ORDERS_CANCELLED_CONSUMER,
+            OrderCancelled::SUBJECT,
+            events::EmailCancelledOrders(writer.clone()),
+        ),
+        Consumer::new(
+            PAYMENTS_REFUNDED_CONSUMER,
+            PaymentRefunded::SUBJECT,
+            events::EmailRefunds(writer),
+        ),
+    ]
+}

@@ -1,0 +1,176 @@
+//! Notifications' HTTP API, for admins only: every email the shop wrote, newest first, and one
+//! email by id. Thin handlers that extract, authorize, call the store and map errors.
+
+use std::str::FromStr;
+
+use nubo_platform::auth::Admin;
+use nubo_platform::axum::extract::State;
+use nubo_platform::axum::{self, Router};
+use nubo_platform::error::{FieldError, Json, Path, Query};
+use nubo_platform::openapi::{Shared, problems};
+use nubo_platform::uuid::Uuid;
+use nubo_platform::{ApiError, Context, OrNotFound};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{Kind, Notification, Status};
+use crate::store::{self, Filter};
+
+/// Every email, for admins: `GET`, filtered by `?order_id=`, `?status=`, `?kind=`, paged with
+/// `?limit=` and `?before=`.
+pub const ADMIN_NOTIFICATIONS_PATH: &str = "/api/v1/admin/notifications";
+
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 100;
+
+pub fn router(ctx: Context) -> Router {
+    let (public, _) = public_routes().split_for_parts();
+    public.with_state(ctx)
+}
+
+/// Notifications' part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "notifications", description = "Every email the shop wrote to customers (admins)")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+fn public_routes() -> OpenApiRouter<Context> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(list_notifications))
+        .routes(routes!(get_notification))
+}
+
+/// The query of the listing. Words are checked after parsing so a wrong one is a 422 naming the
+/// field and the words it may be; a value of the wrong type (an order id that is not a UUID) or
+/// an unknown parameter is a 400.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only emails about this order.
+    pub order_id: Option<Uuid>,
+    /// `recorded`, `pending`, `sent` or `failed`.
+    pub status: Option<String>,
+    /// `order_confirmed`, `order_cancelled` or `payment_refunded`.
+    pub kind: Option<String>,
+    /// 1 to 100.
+    #[param(default = 50, minimum = 1, maximum = 100)]
+    pub limit: Option<u32>,
+    /// The `next_before` of the previous page.
+    pub before: Option<Uuid>,
+}
+
+/// A page of emails, newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct NotificationPage {
+    pub items: Vec<Notification>,
+    /// Pass as `?before=` for the next page; absent on the last one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Uuid>,
+}
+
+impl ListQuery {
+    fn parse(self) -> Result<(Filter, u32), ApiError> {
+        let mut errors = Vec::new();
+        let status = word::<Status>("status", self.status, &mut errors);
+        let kind = word::<Kind>("kind", self.kind, &mut errors);
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            errors.push(FieldError {
+                field: "limit".to_owned(),
+                message: format!("must be between 1 and {MAX_LIMIT}"),
+            });
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::Invalid(errors));
+        }
+        let filter = Filter {
+            order_id: self.order_id,
+            status,
+            kind,
+            before: self.before,
+        };
+        Ok((filter, limit))
+    }
+}
+
+/// A word of the query (`status`, `kind`), if given; a word it may not be is noted in `errors`.
+fn word<T: FromStr<Err = String>>(
+    field: &str,
+    value: Option<String>,
+    errors: &mut Vec<FieldError>,
+) -> Option<T> {
+    match value?.parse() {
+        Ok(word) => Some(word),
+        Err(message) => {
+            errors.push(FieldError {
+                field: field.to_owned(),
+                message,
+            });
+            None
+        }
+    }
+}
+
+/// Every email the shop wrote, newest first (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/notifications",
+    tag = "notifications",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of emails", body = NotificationPage),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
+async fn list_notifications(
+    _: Admin,
+    State(ctx): State<Context>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<NotificationPage>, ApiError> {
+    let (filter, limit) = query.parse()?;
+    let items = store::list(&ctx.db, &filter, limit).await?;
+    let next_before = (items.len() == limit as usize)
+        .then(|| items.last().map(|n| n.id))
+        .flatten();
+    Ok(Json(NotificationPage { items, next_before }))
+}
+
+/// One email (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/notifications/{id}",
+    tag = "notifications",
+    params(("id" = Uuid, Path, description = "The email's id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The email as rendered, with its sending status", body = Notification),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Internal,
+    )
+)]
+async fn get_notification(
+    _: Admin,
+    State(ctx): State<Context>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Notification>, ApiError> {
+    Ok(Json(
+        store::get(&ctx.db, id).await.or_not_found("notification")?,
+    ))
+}

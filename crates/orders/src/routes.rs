@@ -1,0 +1,464 @@
+//! Orders' HTTP API: the checkout, a customer's own orders, and every order for admins. Thin
+//! handlers that extract, authorize, call the saga or the store and map errors.
+//!
+//! A checkout answers once the saga has finished, the order confirmed or cancelled (201), or, when it takes
+//! longer than `NUBO_ORDERS_CHECKOUT_WAIT_MS`, with the pending order (202) whose `Location` the
+//! client polls; the saga goes on either way. The same `Idempotency-Key` again answers with the
+//! same order (200, or 202 while pending), never a second one.
+
+use nubo_contracts::card::ValidCard;
+use nubo_contracts::cart::{CartView, internal_cart_path};
+use nubo_contracts::orders::{
+    CancelOrder, Checkout, Order, OrderPage, OrderPlaced, OrderStatus, order_path,
+};
+use nubo_platform::auth::{Admin, Caller};
+use nubo_platform::axum::extract::State;
+use nubo_platform::axum::http::{HeaderMap, StatusCode, header};
+use nubo_platform::axum::response::{IntoResponse, Response};
+use nubo_platform::axum::{self, Router};
+use nubo_platform::chrono::{DateTime, TimeDelta, Utc};
+use nubo_platform::error::{Json, Path, Query};
+use nubo_platform::openapi::{Shared, problems};
+use nubo_platform::uuid::Uuid;
+use nubo_platform::{ApiError, Problem, clock};
+use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{self, IdempotencyKey, State as SagaState, Unbuyable};
+use crate::saga::Checkouts;
+use crate::store::{self, Listing, NewOrder, StoredOrder};
+
+pub fn router(checkouts: Checkouts) -> Router {
+    let (public, _) = public_routes().split_for_parts();
+    public.with_state(checkouts)
+}
+
+/// Orders' part of the public API document (the gateway serves all of them merged).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    public_routes().into_openapi()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "orders", description = "The checkout and customers' orders")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+fn public_routes() -> OpenApiRouter<Checkouts> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(checkout))
+        .routes(routes!(my_orders))
+        .routes(routes!(one_order))
+        .routes(routes!(all_orders))
+        .routes(routes!(cancel_order))
+}
+
+impl nubo_platform::axum::extract::FromRef<Checkouts> for nubo_platform::Context {
+    fn from_ref(checkouts: &Checkouts) -> Self {
+        checkouts.ctx().clone()
+    }
+}
+
+/// Check out the signed-in customer's cart, paying by card.
+#[utoipa::path(
+    post,
+    path = "/api/v1/checkout",
+    tag = "orders",
+    params(("Idempotency-Key" = String, Header,
+        description = "A new random value (a UUID) per checkout; the same one again when retrying it. 1 to 200 visible ASCII characters.")),
+    request_body = Checkout,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The order, confirmed or cancelled (`cancel_reason` says why)", body = Order,
+            headers(("location" = String, description = "The order's URL"))),
+        (status = 200, description = "The order placed earlier under this Idempotency-Key", body = Order),
+        (status = 202, description = "The order, still pending: poll its Location", body = Order,
+            headers(("location" = String, description = "The order's URL"))),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+        problems::Unavailable,
+    )
+)]
+async fn checkout(
+    caller: Caller,
+    State(checkouts): State<Checkouts>,
+    headers: HeaderMap,
+    Json(input): Json<Checkout>,
+) -> Result<Response, ApiError> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map_err(|_| ()))
+        .transpose()
+        .map_err(|()| {
+            bad_key("the Idempotency-Key header may only hold visible ASCII characters")
+        })?;
+    let key = IdempotencyKey::parse(key).map_err(|m| bad_key(&m))?;
+    let today = clock::now().date_naive();
+    let card = ValidCard::parse(&input.card, today).map_err(ApiError::Invalid)?;
+    let Some(email) = caller.email.clone() else {
+        return Err(ApiError::Unauthorized(
+            "this access token carries no email address; sign in again".into(),
+        ));
+    };
+    let fingerprint = domain::fingerprint(&card);
+    let ctx = checkouts.ctx();
+
+    if let Some(existing) = store::find_by_key(&ctx.db, caller.user_id, key.as_str()).await? {
+        return replay(&checkouts, existing, &fingerprint, input).await;
+    }
+
+    let cart: CartView = ctx
+        .client("cart")
+        .get_json(&internal_cart_path(caller.user_id))
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "cannot read the cart for a checkout");
+            ApiError::Problem(Box::new(
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "your cart cannot be read right now; nothing was ordered, try again with the same Idempotency-Key",
+                )
+                .retry_after(1),
+            ))
+        })?;
+    let (lines, total) = domain::price(&cart).map_err(|e| {
+        checkouts.metrics().checkout("rejected");
+        unbuyable(e)
+    })?;
+
+    let id = Uuid::now_v7();
+    let now = clock::now();
+    let lease = TimeDelta::from_std(checkouts.config().lease).map_err(ApiError::internal)?;
+    let new = NewOrder {
+        id,
+        user_id: caller.user_id,
+        idempotency_key: key.as_str(),
+        fingerprint: &fingerprint,
+        email: &email,
+        lines: &lines,
+        total: &total,
+        lease_owner: checkouts.owner(),
+        lease_until: now + lease,
+    };
+    let mut tx = ctx.db.begin().await?;
+    if !store::insert(&mut tx, &new, now).await? {
+        // A twin request with the same key placed it a moment ago.
+        tx.rollback().await?;
+        let existing = store::find_by_key(&ctx.db, caller.user_id, key.as_str())
+            .await?
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!("order under a known key vanished"))
+            })?;
+        return replay(&checkouts, existing, &fingerprint, input).await;
+    }
+    let detail = format!("{} line(s), {}", lines.len(), domain::show(&total));
+    store::record_step(&mut tx, id, "place", "done", Some(&detail), now).await?;
+    let placed = OrderPlaced {
+        order_id: id,
+        user_id: caller.user_id,
+        email,
+        lines,
+        total,
+    };
+    ctx.publish(&mut tx, &placed).await?;
+    ctx.commit(tx).await?;
+    tracing::info!(order_id = %id, "order placed; checkout saga starting");
+
+    checkouts.start(id, input.card);
+    answer(&checkouts, id, StatusCode::CREATED).await
+}
+
+/// The order once its saga has finished (`done`: 201 for a new order, 200 for a replay), or as
+/// it is when the wait runs out (202); its `Location` either way.
+async fn answer(checkouts: &Checkouts, id: Uuid, done: StatusCode) -> Result<Response, ApiError> {
+    let order = checkouts
+        .wait(id, checkouts.config().checkout_wait, answered)
+        .await?;
+    let status = if answered(order.state) {
+        done
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((
+        status,
+        [(header::LOCATION, order_path(id))],
+        Json(order.order),
+    )
+        .into_response())
+}
+
+/// The answer to a checkout whose key was used before: the same order, as it is now.
+async fn replay(
+    checkouts: &Checkouts,
+    (id, fingerprint): (Uuid, String),
+    presented: &str,
+    input: Checkout,
+) -> Result<Response, ApiError> {
+    if fingerprint != presented {
+        return Err(Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "this Idempotency-Key was used for a checkout with another card; use a new key for a new checkout",
+        )
+        .with_kind("idempotency-key-reused")
+        .into());
+    }
+    let order = store::get(&checkouts.ctx().db, id)
+        .await?
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order {id} vanished")))?;
+    // Its card may have been lost with the replica that placed it: the retry brings it again.
+    if matches!(order.state, SagaState::Placed | SagaState::Reserved) {
+        checkouts.start(id, input.card);
+    }
+    answer(checkouts, id, StatusCode::OK).await
+}
+
+/// Whether the customer has their answer: the order is completed (confirmed, paid, its stock
+/// gone and the cart cleared, so the shopper's next view of the cart is empty) or cancelled.
+fn answered(state: SagaState) -> bool {
+    state.is_final()
+}
+
+fn bad_key(message: &str) -> ApiError {
+    Problem::new(StatusCode::BAD_REQUEST, message)
+        .with_kind("idempotency-key")
+        .into()
+}
+
+fn unbuyable(e: Unbuyable) -> ApiError {
+    match e {
+        Unbuyable::Empty => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "your cart is empty: add something to it before checking out",
+        )
+        .with_kind("empty-cart")
+        .into(),
+        Unbuyable::Unavailable(errors) => {
+            let mut problem = Problem::new(
+                StatusCode::CONFLICT,
+                "some products in your cart are no longer sold; remove them and check out again",
+            )
+            .with_kind("unavailable-products");
+            problem.errors = errors;
+            problem.into()
+        }
+        Unbuyable::TooExpensive(total) => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "your cart's total ({}) is more than one card payment may be (EUR 100000.00); split it into several orders",
+                domain::show(&total)
+            ),
+        )
+        .with_kind("total-too-large")
+        .into(),
+        Unbuyable::MixedCurrencies => Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "your cart holds prices in more than one currency; one order is paid in one",
+        )
+        .with_kind("mixed-currencies")
+        .into(),
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only orders with this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders placed before this time: the previous page's `next_before`.
+    pub before: Option<DateTime<Utc>>,
+    /// 1 to 100.
+    #[param(default = 20, minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AdminListQuery {
+    /// Only this customer's orders.
+    pub user_id: Option<Uuid>,
+    /// Only orders with this status.
+    pub status: Option<OrderStatus>,
+    /// Only orders placed before this time: the previous page's `next_before`.
+    pub before: Option<DateTime<Utc>>,
+    /// 1 to 100.
+    #[param(default = 20, minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+}
+
+async fn page(
+    checkouts: &Checkouts,
+    user_id: Option<Uuid>,
+    status: Option<OrderStatus>,
+    before: Option<DateTime<Utc>>,
+    limit: Option<i64>,
+) -> Result<Json<OrderPage>, ApiError> {
+    let limit = limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be between 1 and 100"));
+    }
+    let listing = Listing {
+        user_id,
+        states: status.map(SagaState::with_status).unwrap_or_default(),
+        before,
+        limit: limit + 1,
+    };
+    let mut orders = store::list(&checkouts.ctx().db, &listing).await?;
+    let more = orders.len() as i64 > limit;
+    orders.truncate(limit as usize);
+    let next_before = more
+        .then(|| orders.last().map(|o| o.order.created_at))
+        .flatten();
+    Ok(Json(OrderPage {
+        items: orders.into_iter().map(|o| o.order).collect(),
+        next_before,
+    }))
+}
+
+/// The signed-in customer's orders, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "orders",
+    params(ListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
+async fn my_orders(
+    caller: Caller,
+    State(checkouts): State<Checkouts>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    page(
+        &checkouts,
+        Some(caller.user_id),
+        query.status,
+        query.before,
+        query.limit,
+    )
+    .await
+}
+
+/// One order: the signed-in customer's own, or any for admins.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders/{id}",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The order with every step its checkout took", body = Order),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::NotFound,
+        problems::Internal,
+    )
+)]
+async fn one_order(
+    caller: Caller,
+    State(checkouts): State<Checkouts>,
+    Path(id): Path<Uuid>,
+) -> Result<Json<Order>, ApiError> {
+    let order = store::get(&checkouts.ctx().db, id)
+        .await?
+        // Another customer's order is as absent as one that does not exist.
+        .filter(|o| caller.may_act_for(o.order.user_id))
+        .ok_or_else(|| ApiError::NotFound("order not found".into()))?;
+    Ok(Json(order.order))
+}
+
+/// Every customer's orders, newest first (admins).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/orders",
+    tag = "orders",
+    params(AdminListQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of orders", body = OrderPage),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
+async fn all_orders(
+    _: Admin,
+    State(checkouts): State<Checkouts>,
+    Query(query): Query<AdminListQuery>,
+) -> Result<Json<OrderPage>, ApiError> {
+    page(
+        &checkouts,
+        query.user_id,
+        query.status,
+        query.before,
+        query.limit,
+    )
+    .await
+}
+
+/// Cancel an order (admins): its payment is voided or refunded and its stock released.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/orders/{id}/cancel",
+    tag = "orders",
+    params(("id" = Uuid, Path, description = "The order id")),
+    request_body = CancelOrder,
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "The order, being cancelled (or already cancelled)", body = Order),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Conflict,
+        problems::Invalid,
+        problems::Internal,
+    )
+)]
+async fn cancel_order(
+    _: Admin,
+    State(checkouts): State<Checkouts>,
+    Path(id): Path<Uuid>,
+    Json(input): Json<CancelOrder>,
+) -> Result<Response, ApiError> {
+    let reason = input.reason.trim();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(ApiError::invalid("reason", "must have 1 to 200 characters"));
+    }
+    let db = &checkouts.ctx().db;
+    let order: StoredOrder = store::get(db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("order not found".into()))?;
+    match order.state {
+        SagaState::Cancelled | SagaState::Compensating => {}
+        _ => {
+            let reason = format!("cancelled by the shop: {reason}");
+            if !checkouts.cancel_confirmed(&order, &reason).await? {
+                return Err(ApiError::Conflict(
+                    "the order changed meanwhile; look at it again and retry".into(),
+                ));
+            }
+        }
+    }
+    let order = checkouts
+        .wait(id, checkouts.config().checkout_wait, |s| {
+            s == SagaState::Cancelled
+        })
+        .await?;
+    Ok((StatusCode::ACCEPTED, Json(order.order)).into_response())
+}

@@ -1,0 +1,192 @@
+use nubo_contracts::payments::PaymentCaptured;
+use nubo_platform::both_modes;
+use nubo_platform::events::Event;
+use nubo_platform::testing::TestMode;
+use serde_json::Value;
+
+use crate::helpers::*;
+
+both_modes!(
+    a_checkout_waits_for_payments_to_come_back,
+    a_checkout_is_cancelled_when_payments_stays_down,
+    a_saga_cut_off_by_a_restart_of_orders_finishes,
+    a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out,
+);
+
+/// Waits until the order is in `state` (a middle state the test wants to act in).
+async fn reaches(shop: &Shop, user: &User, id: &str, state: &str) {
+    eventually(&format!("order {id} reaches {state}"), || async {
+        let order: Value = shop.order(user, id).await.json().await.unwrap();
+        order["state"] == state
+    })
+    .await;
+}
+
+async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
+    let mut shop = start(mode).await;
+    shop.product("TEA-ASSAM", "Assam", 700, 4).await;
+    let dave = shop.customer("dave").await;
+    shop.add_to_cart(&dave, "TEA-ASSAM", 1).await;
+    shop.system.stop("payments").await.unwrap();
+
+    let response = shop.checkout(&dave, &key(), GOOD_CARD).await;
+    let order = json(response, 202).await;
+    assert_eq!(order["status"], "pending");
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    // Held, waiting for the card: the stock is set aside meanwhile.
+    reaches(&shop, &dave, &id, "reserved").await;
+    assert_eq!(shop.available("TEA-ASSAM").await, 3);
+    eventually("the failed attempts are recorded", || async {
+        let order: Value = shop.order(&dave, &id).await.json().await.unwrap();
+        steps(&order).contains(&"authorize_payment:retrying".to_owned())
+    })
+    .await;
+
+    shop.system.restart("payments").await;
+    let order = shop.settled(&dave, &id).await;
+    assert_eq!(order["state"], "completed", "{order:#}");
+    assert_eq!(shop.payment(&id).await.unwrap()["state"], "captured");
+    assert_eq!(shop.available("TEA-ASSAM").await, 3);
+    shop.shutdown().await;
+}
+
+async fn a_checkout_is_cancelled_when_payments_stays_down(mode: TestMode) {
+    let mut shop = start_with(mode, &[("NUBO_ORDERS_PAYMENT_DEADLINE_SECS", "2")]).await;
+    shop.product("TEA-DARJ", "Darjeeling", 1100, 4).await;
+    let erin = shop.customer("erin").await;
+    shop.add_to_cart(&erin, "TEA-DARJ", 2).await;
+    shop.system.stop("payments").await.unwrap();
+
+    let order = json(shop.checkout(&erin, &key(), GOOD_CARD).await, 202).await;
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    // Past the deadline the checkout turns back: the stock goes back on sale at once, but the
+    // order stays `cancelling` until payments can say whether a lost answer authorized the card.
+    reaches(&shop, &erin, &id, "compensating").await;
+    eventually("the stock is back on sale", || async {
+        shop.available("TEA-DARJ").await == 4
+    })
+    .await;
+    let order: Value = shop.order(&erin, &id).await.json().await.unwrap();
+    assert_eq!(order["status"], "cancelling");
+    let reason = order["cancel_reason"].as_str().unwrap();
+    assert!(
+        reason.contains("could not complete the checkout in time"),
+        "{reason}"
+    );
+    assert_eq!(shop.reservation(&id).await.unwrap()["state"], "released");
+
+    shop.system.restart("payments").await;
+    let order = shop.settled(&erin, &id).await;
+    assert_eq!(order["state"], "cancelled");
+    // Nothing was charged: payments has never heard of the order.
+    assert!(shop.payment(&id).await.is_none());
+    shop.shutdown().await;
+}
+
+async fn a_saga_cut_off_by_a_restart_of_orders_finishes(mode: TestMode) {
+    // The card provider takes longer than orders' stop allows, so orders stops with the
+    // authorization in flight, and the restarted orders (which never saw the card) must learn
+    // its fate from payments.
+    let mut shop = start_with(
+        mode,
+        &[
+            ("NUBO_PAYMENTS_PROVIDER_LATENCY_MS", "4000"),
+            ("NUBO_PAYMENTS_PROVIDER_TIMEOUT_MS", "10000"),
+            ("NUBO_ORDERS_CHECKOUT_WAIT_MS", "1"),
+        ],
+    )
+    .await;
+    shop.product("TEA-PUERH", "Shou Puerh", 2300, 2).await;
+    let frank = shop.customer("frank").await;
+    shop.add_to_cart(&frank, "TEA-PUERH", 1).await;
+
+    let order = json(shop.checkout(&frank, &key(), GOOD_CARD).await, 202).await;
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    reaches(&shop, &frank, &id, "reserved").await;
+    shop.system.restart("orders").await;
+
+    let order = shop.settled(&frank, &id).await;
+    match order["state"].as_str().unwrap() {
+        "completed" => {
+            assert_eq!(shop.payment(&id).await.unwrap()["state"], "captured");
+            assert_eq!(shop.reservation(&id).await.unwrap()["state"], "committed");
+            assert_eq!(shop.available("TEA-PUERH").await, 1);
+            assert_eq!(shop.events("payments", PaymentCaptured::SUBJECT).await, 1);
+        }
+        "cancelled" => {
+            let payment = shop.payment(&id).await;
+            assert!(
+                payment.is_none() || payment.as_ref().unwrap()["state"] != "captured",
+                "{payment:?}"
+            );
+            assert_eq!(shop.available("TEA-PUERH").await, 2);
+        }
+        other => panic!("unexpected state {other}"),
+    }
+    eventually("no saga is left in progress", || async {
+        let text = shop.system.metrics("orders").await;
+        let open: f64 = text
+            .lines()
+            .filter(|l| l.starts_with("nubo_sagas_in_progress{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        open == 0.0
+    })
+    .await;
+    shop.shutdown().await;
+}
+
+async fn a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out(mode: TestMode) {
+    let mut shop = start(mode).await;
+    shop.product("TEA-BANCHA", "Bancha", 500, 3).await;
+    let ida = shop.customer("ida").await;
+    shop.add_to_cart(&ida, "TEA-BANCHA", 2).await;
+    // Payments is down, so the saga waits at `reserved` with the card only in orders' memory.
+    shop.system.stop("payments").await.unwrap();
+    let order = json(shop.checkout(&ida, &key(), GOOD_CARD).await, 202).await;
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    reaches(&shop, &ida, &id, "reserved").await;
+    shop.system.stop("orders").await.unwrap();
+
+    // What a replica that crashed leaves behind: its lease on the order, for a while yet, and
+    // no card anywhere.
+    let db = shop.system.db("orders").await;
+    let until = nubo_platform::clock::now() + nubo_platform::chrono::TimeDelta::seconds(4);
+    let crashed = nubo_platform::uuid::Uuid::new_v4();
+    let order_id: nubo_platform::uuid::Uuid = id.parse().unwrap();
+    nubo_platform::with_db!(&db, pool => nubo_platform::sqlx::query(
+        "UPDATE orders SET lease_owner = $1, lease_until = $2 WHERE id = $3"
+    )
+    .bind(crashed)
+    .bind(until)
+    .bind(order_id)
+    .execute(pool)
+    .await
+    .map(|_| ()))
+    .unwrap();
+    db.close().await;
+
+    shop.system.restart("payments").await;
+    shop.system.restart("orders").await;
+    // Nobody touches it while the lease lives (looked at only while it surely does, so a slow
+    // machine cannot fail this)...
+    let looked_at = nubo_platform::clock::now();
+    let held: Value = shop.order(&ida, &id).await.json().await.unwrap();
+    if looked_at < until - nubo_platform::chrono::TimeDelta::seconds(1) {
+        assert_eq!(held["state"], "reserved");
+    }
+    // ...then the sweep resumes it. Payments never saw the card, so nothing was charged and the
+    // checkout is undone: the customer is told to check out again.
+    let order = shop.settled(&ida, &id).await;
+    assert_eq!(order["state"], "cancelled", "{order:#}");
+    assert_eq!(
+        order["cancel_reason"].as_str().unwrap(),
+        nubo_orders::saga::INTERRUPTED
+    );
+    assert!(shop.payment(&id).await.is_none());
+    assert_eq!(shop.available("TEA-BANCHA").await, 3);
+    // The retry the customer is told to make works.
+    let again = json(shop.checkout(&ida, &key(), GOOD_CARD).await, 201).await;
+    assert_eq!(again["status"], "confirmed");
+    shop.shutdown().await;
+}

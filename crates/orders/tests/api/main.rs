@@ -1,0 +1,8 @@
+//! End-to-end stories of the shop through the gateway, in both modes: the checkout and its
+//! failures, who may see what, and bad input.
+
+mod access;
+mod checkout;
+mod failures;
+mod helpers;
+mod input;
