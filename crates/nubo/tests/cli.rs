@@ -27,6 +27,87 @@ fn run_to_end(mut command: Command) -> Output {
     child.wait_with_output().expect("nubo ends")
 }
 
+/// `count` consecutive ports free now, for `nubo up` (the gateway on the first, each service on
+/// its offset above it). Taken below the kernel's ephemeral range: a port next to one the kernel
+/// handed out is likely the local port of some outgoing connection a moment later (PostgreSQL,
+/// NATS, Redis clients), and a listener cannot bind it then.
+fn free_ports(count: u16) -> u16 {
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ephemeral_start: u16 = range
+        .split_whitespace()
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(32768);
+    // Spread over the range below, so tests running at once rarely try the same block.
+    let low = 10_000u16;
+    let span = ephemeral_start.saturating_sub(low + count).max(1);
+    let seed = std::process::id() as u64 * 7919
+        + std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos() as u64;
+    for attempt in 0..200u64 {
+        let base = low + ((seed + attempt * 104_729) % u64::from(span)) as u16;
+        let free = (base..base + count).all(|p| TcpListener::bind(("127.0.0.1", p)).is_ok());
+        if free {
+            return base;
+        }
+    }
+    panic!("no {count} consecutive free ports below {ephemeral_start}");
+}
+
+/// Ports `nubo up` uses: the gateway's and one per service above it.
+fn up_ports() -> u16 {
+    let services = nubo().arg("services").output().unwrap().stdout;
+    let services = serde_json::from_slice::<Vec<Value>>(&services).unwrap();
+    let highest = services
+        .iter()
+        .filter_map(|s| s["port"].as_u64())
+        .max()
+        .unwrap();
+    let gateway = services
+        .iter()
+        .find(|s| s["name"] == "gateway")
+        .and_then(|s| s["port"].as_u64())
+        .unwrap();
+    free_ports((highest - gateway + 1) as u16)
+}
+
+/// A started `nubo` that is stopped (SIGTERM, then SIGKILL) if the test ends without stopping it,
+/// so a failed test leaves no services behind holding ports.
+struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = kill(Pid::from_raw(self.0.id() as i32), Signal::SIGTERM);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// A port free now, for a server the test starts.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -158,14 +239,16 @@ fn every_command_has_help() {
 fn nubo_up_serves_the_seeded_shop_and_stops_cleanly_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
     // The gateway's port; catalog takes the one two above it.
-    let port = free_port();
-    let mut child = nubo()
-        .args(["up", "--port", &port.to_string(), "--data-dir"])
-        .arg(data.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = up_ports();
+    let mut child = Running(
+        nubo()
+            .args(["up", "--port", &port.to_string(), "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     // `nubo up` announces itself once every service has started.
     let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let reader = std::thread::spawn({
@@ -236,18 +319,20 @@ fn nubo_serve_runs_a_service_against_real_servers_and_stops_cleanly_on_sigterm()
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("catalog: migrated (postgres)"));
 
     let port = free_port();
-    let mut child = nubo()
-        .args(["serve", "catalog"])
-        .env("NUBO_DATABASE_URL", &database_url)
-        .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
-        .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
-        .env("NUBO_NAMESPACE", &namespace)
-        .env("NUBO_SEED_DEMO_DATA", "true")
-        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        nubo()
+            .args(["serve", "catalog"])
+            .env("NUBO_DATABASE_URL", &database_url)
+            .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
+            .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
+            .env("NUBO_NAMESPACE", &namespace)
+            .env("NUBO_SEED_DEMO_DATA", "true")
+            .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&url, &mut child);
     let page: Value = reqwest::blocking::get(format!("{url}/api/v1/products"))
@@ -314,19 +399,21 @@ fn traces_are_exported_over_otlp_when_an_endpoint_is_set() {
     let (collector, received) = start_collector();
     let data = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = nubo()
-        .args(["serve", "catalog"])
-        .env("NUBO_MODE", "embedded")
-        .env("NUBO_DATA_DIR", data.path())
-        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{collector}"),
-        )
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Running(
+        nubo()
+            .args(["serve", "catalog"])
+            .env("NUBO_MODE", "embedded")
+            .env("NUBO_DATA_DIR", data.path())
+            .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{collector}"),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let url = format!("http://127.0.0.1:{port}");
     wait_ready(&url, &mut child);
     let trace_id = "5b8efff798038103d269b633813fc60c";
@@ -381,18 +468,20 @@ fn nubo_up_distributed_restarts_a_crashed_service_and_stops_everything_on_sigter
     let database_url = runtime.block_on(nubo_platform::testing::fresh_postgres_database());
     // notifications needs an SMTP server in distributed mode.
     let mail = runtime.block_on(nubo_notifications::testing::MailServer::start());
-    let port = free_port();
-    let mut parent = nubo()
-        .args(["up", "--distributed", "--port", &port.to_string()])
-        .env("NUBO_DATABASE_URL", &database_url)
-        .env("NUBO_NOTIFICATIONS_SMTP_URL", mail.url())
-        .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
-        .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
-        .env("NUBO_NAMESPACE", format!("up{}", std::process::id()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let port = up_ports();
+    let mut parent = Running(
+        nubo()
+            .args(["up", "--distributed", "--port", &port.to_string()])
+            .env("NUBO_DATABASE_URL", &database_url)
+            .env("NUBO_NOTIFICATIONS_SMTP_URL", mail.url())
+            .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
+            .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
+            .env("NUBO_NAMESPACE", format!("up{}", std::process::id()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let gateway = format!("http://127.0.0.1:{port}");
     let catalog = format!("http://127.0.0.1:{}", port + 2);
     wait_ready(&gateway, &mut parent);
