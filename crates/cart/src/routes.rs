@@ -2,21 +2,22 @@
 //! the result from the catalog.
 //!
 //! `/api/v1/cart...` is the signed-in customer's own cart (there is no way to name another's);
-//! `/api/v1/admin/carts/{user_id}` lets an admin read anyone's; `/internal/v1/carts/{user_id}` is
+//! `/api/v1/admin/carts/{user_id}` lets an admin read anyone's; `/internal/v1/carts/{user_id}...` is
 //! for orders and is never routed by the gateway, which only proxies `/api/v1/...`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
-use nubo_contracts::cart::{AddLine, CartView, MAX_QUANTITY, SetQuantity};
+use nubo_contracts::cart::{AddLine, CartView, MAX_QUANTITY, OrderedLines, SetQuantity};
 use nubo_platform::auth::{Admin, Caller};
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::StatusCode;
-use nubo_platform::axum::routing::get;
+use nubo_platform::axum::routing::{get, put};
 use nubo_platform::axum::{self, Extension, Router};
 use nubo_platform::client::ClientError;
-use nubo_platform::error::{Json, Path};
+use nubo_platform::error::{FieldError, Json, Path};
 use nubo_platform::futures::future::try_join_all;
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
@@ -32,9 +33,10 @@ use crate::domain::{self, Priced};
 pub fn router(ctx: Context, config: Config) -> Router {
     let (public, _) = public_routes().split_for_parts();
     public
+        .route("/internal/v1/carts/{user_id}", get(internal_cart))
         .route(
-            "/internal/v1/carts/{user_id}",
-            get(internal_cart).delete(clear_internal_cart),
+            "/internal/v1/carts/{user_id}/orders/{order_id}",
+            put(take_ordered_lines),
         )
         .layer(Extension(Arc::new(config)))
         .with_state(ctx)
@@ -63,6 +65,11 @@ fn public_routes() -> OpenApiRouter<Context> {
 }
 
 type Cfg = Extension<Arc<Config>>;
+
+/// How long the cart remembers that an order's lines were taken out, so that a late retry takes
+/// nothing more. Orders retries within minutes; a day covers an orders outage as well, without
+/// keeping a key per order forever.
+const ORDER_REMEMBERED: Duration = Duration::from_secs(24 * 3600);
 
 fn cart_key(user_id: Uuid) -> String {
     format!("cart:v1:{user_id}")
@@ -149,11 +156,47 @@ async fn clear_my_cart(caller: Caller, State(ctx): State<Context>) -> Result<Sta
     clear(&ctx, caller.user_id).await
 }
 
-async fn clear_internal_cart(
+/// Takes a completed order's lines out of its customer's cart (for orders). Only what the order
+/// bought leaves: a line added or raised while the checkout ran keeps the rest. Once per order:
+/// orders retries this until it has an answer, and a retry whose first attempt did take (its
+/// answer lost) takes nothing more.
+async fn take_ordered_lines(
     State(ctx): State<Context>,
-    Path(user_id): Path<Uuid>,
+    Extension(config): Cfg,
+    Path((user_id, order_id)): Path<(Uuid, Uuid)>,
+    Json(ordered): Json<OrderedLines>,
 ) -> Result<StatusCode, ApiError> {
-    clear(&ctx, user_id).await
+    let mut amounts = Vec::with_capacity(ordered.lines.len());
+    let mut errors = Vec::new();
+    for (i, line) in ordered.lines.iter().enumerate() {
+        let sku = nubo_contracts::Sku::parse(&line.sku).map_err(|message| FieldError {
+            field: format!("lines[{i}].sku"),
+            message,
+        });
+        let quantity = domain::quantity(line.quantity).map_err(|message| FieldError {
+            field: format!("lines[{i}].quantity"),
+            message,
+        });
+        match (sku, quantity) {
+            (Ok(sku), Ok(quantity)) => amounts.push((sku, quantity)),
+            (sku, quantity) => errors.extend(sku.err().into_iter().chain(quantity.err())),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let amounts: Vec<(&str, i64)> = amounts.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+    ctx.cache
+        .hash_take_once(
+            &cart_key(user_id),
+            &amounts,
+            &format!("cart:v1:ordered:{order_id}"),
+            config.idle_ttl,
+            ORDER_REMEMBERED,
+        )
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn clear(ctx: &Context, user_id: Uuid) -> Result<StatusCode, ApiError> {

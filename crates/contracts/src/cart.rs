@@ -18,9 +18,30 @@ pub fn my_line_path(sku: &str) -> String {
     format!("{MY_LINES_PATH}/{sku}")
 }
 
-/// For orders: `GET` a customer's priced cart, `DELETE` it once the order is placed.
+/// For orders: `GET` a customer's priced cart at checkout.
 pub fn internal_cart_path(user_id: Uuid) -> String {
     format!("/internal/v1/carts/{user_id}")
+}
+
+/// For orders: `PUT` the [`OrderedLines`] of a completed order here to take them out of the
+/// customer's cart, once per order however often it is sent.
+pub fn internal_ordered_path(user_id: Uuid, order_id: Uuid) -> String {
+    format!("/internal/v1/carts/{user_id}/orders/{order_id}")
+}
+
+/// What an order bought: these units leave the cart. A line the customer added or raised
+/// while the checkout ran keeps what the order did not take.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderedLines {
+    pub lines: Vec<OrderedLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderedLine {
+    pub sku: String,
+    pub quantity: i64,
 }
 
 /// The most units of one SKU a line may hold.

@@ -1,7 +1,7 @@
 //! Orders: the checkout and every customer's orders. A checkout turns the customer's cart into
 //! an order and runs the saga that reserves its stock (inventory), authorizes and captures its
-//! payment (payments) and clears the cart (cart), or undoes what it did when a step is refused;
-//! see [`saga`]. The same `Idempotency-Key` from a customer always answers with the same order.
+//! payment (payments) and takes its lines out of the cart (cart), or undoes what it did when a
+//! step is refused; see [`saga`]. The same `Idempotency-Key` from a customer always answers with the same order.
 #![forbid(unsafe_code)]
 
 pub mod config;

@@ -219,7 +219,8 @@ async fn replay(
 }
 
 /// Whether the customer has their answer: the order is completed (confirmed, paid, its stock
-/// gone and the cart cleared, so the shopper's next view of the cart is empty) or cancelled.
+/// gone and its lines out of the cart, so the shopper's next view of the cart no longer shows
+/// them) or cancelled.
 fn answered(state: SagaState) -> bool {
     state.is_final()
 }

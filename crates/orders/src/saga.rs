@@ -1,5 +1,6 @@
 //! The checkout saga: price the cart (done when the order is placed), reserve the stock,
-//! authorize the card, confirm the order, capture the money, commit the stock, clear the cart.
+//! authorize the card, confirm the order, capture the money, commit the stock, take the
+//! bought lines out of the cart.
 //! Every step is persisted before the next begins, and every call it makes is idempotent on the
 //! order id, so a saga can be resumed from its last recorded state by any replica, after any
 //! crash, and a step repeated is harmless. A refusal (no stock, a declined card) turns the order
@@ -20,7 +21,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nubo_contracts::cart::internal_cart_path;
+use nubo_contracts::cart::{OrderedLine, OrderedLines, internal_ordered_path};
 use nubo_contracts::inventory::Reservation;
 use nubo_contracts::inventory::{
     RESERVATIONS_PATH, ReleaseStock, ReservationState, ReserveStock, StockLine, commit_path,
@@ -681,9 +682,21 @@ impl Checkouts {
 
     async fn clear_cart(&self, order: &StoredOrder) -> Result<(), Failure> {
         let id = order.order.order_id;
-        let path = internal_cart_path(order.order.user_id);
+        // Only what the order bought leaves the cart: a line added while the checkout ran stays.
+        let path = internal_ordered_path(order.order.user_id, id);
+        let ordered = OrderedLines {
+            lines: order
+                .order
+                .lines
+                .iter()
+                .map(|line| OrderedLine {
+                    sku: line.sku.clone(),
+                    quantity: line.quantity,
+                })
+                .collect(),
+        };
         let cleared = match self
-            .call::<serde_json::Value, ()>("cart", Method::DELETE, &path, None, id)
+            .call::<serde_json::Value, _>("cart", Method::PUT, &path, Some(&ordered), id)
             .await
         {
             Ok(_) | Err(CallError::NotFound) => None,

@@ -26,6 +26,25 @@ const REDIS_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(1);
 /// Redis refuses expiry times past the end of its clock; ten years is "forever" for a cache.
 const REDIS_MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+/// `hash_take_once` on Redis, run as one script so nothing interleaves with it. KEYS: the hash,
+/// the token; ARGV: the hash's TTL and the token's (ms), then field and amount pairs.
+const HASH_TAKE_ONCE: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', ARGV[2]) then return 0 end
+for i = 3, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]))
+  if current then
+    local left = current - tonumber(ARGV[i + 1])
+    if left > 0 then
+      redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', left))
+    else
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    end
+  end
+end
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return 1
+";
+
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("the cache server failed")]
@@ -172,6 +191,30 @@ impl Cache {
                 Ok(())
             }
             Cache::Redis(cache) => cache.hash_delete(key, field, ttl).await,
+        }
+    }
+
+    /// Takes `amounts` out of the integer fields of the hash at `key`, once for the token `once`:
+    /// a field left at zero or below is removed, a field that is absent (or not a number) is left
+    /// alone, and the hash's `ttl` is refreshed if it still exists. The token is remembered for
+    /// `once_ttl`; while it is, taking again with it changes nothing. Returns whether this call
+    /// took. Token and fields change together (one script on Redis), so a retry after a lost
+    /// answer can neither take twice nor skip the take.
+    pub async fn hash_take_once(
+        &self,
+        key: &str,
+        amounts: &[(&str, i64)],
+        once: &str,
+        ttl: Duration,
+        once_ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        match self {
+            Cache::Memory(cache) => cache.hash_take_once(key, amounts, once, ttl, once_ttl),
+            Cache::Redis(cache) => {
+                cache
+                    .hash_take_once(key, amounts, once, ttl, once_ttl)
+                    .await
+            }
         }
     }
 
@@ -348,6 +391,45 @@ impl MemoryCache {
                 })?;
             hash.insert(field.to_owned(), Bytes::from(next.to_string()));
             Ok(next)
+        })
+    }
+
+    /// In one process, the token and the hash live and die together, so the token's insert and
+    /// the hash's update need no common lock: a crash loses both.
+    fn hash_take_once(
+        &self,
+        key: &str,
+        amounts: &[(&str, i64)],
+        once: &str,
+        ttl: Duration,
+        once_ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let token = self
+            .entries
+            .entry_by_ref(once)
+            .or_insert_with(|| counter_entry(1, Some(once_ttl)));
+        if !token.is_fresh() {
+            return Ok(false);
+        }
+        // Absent stays absent: taking from no hash must not create one.
+        if self.entries.get(key).is_none() {
+            return Ok(true);
+        }
+        self.hash_update(key, ttl, |hash| {
+            for (field, amount) in amounts {
+                let Some(current) = hash.get(*field).and_then(|v| parse_counter(v)) else {
+                    continue;
+                };
+                match current.saturating_sub(*amount) {
+                    left if left > 0 => {
+                        hash.insert((*field).to_owned(), Bytes::from(left.to_string()));
+                    }
+                    _ => {
+                        hash.remove(*field);
+                    }
+                }
+            }
+            Ok(true)
         })
     }
 
@@ -570,6 +652,30 @@ impl RedisCache {
             .exec_async(&mut connection)
             .await?;
         Ok(())
+    }
+
+    async fn hash_take_once(
+        &self,
+        key: &str,
+        amounts: &[(&str, i64)],
+        once: &str,
+        ttl: Duration,
+        once_ttl: Duration,
+    ) -> Result<bool, CacheError> {
+        let mut connection = self.connection.clone();
+        let mut command = redis::cmd("EVAL");
+        command
+            .arg(HASH_TAKE_ONCE)
+            .arg(2)
+            .arg(self.key(key))
+            .arg(self.key(once))
+            .arg(redis_ttl_ms(ttl))
+            .arg(redis_ttl_ms(once_ttl));
+        for (field, amount) in amounts {
+            command.arg(*field).arg(*amount);
+        }
+        let took: i64 = command.query_async(&mut connection).await?;
+        Ok(took == 1)
     }
 
     async fn hash_get_all(&self, key: &str) -> Result<Vec<(String, Bytes)>, CacheError> {
@@ -827,6 +933,65 @@ mod tests {
         assert!(cache.hash_get_all("idle").await.unwrap().is_empty());
     }
 
+    async fn a_take_happens_once_per_token_and_empties_lines_it_uses_up(cache: Cache) {
+        let cart = "cart:alice";
+        for (sku, quantity) in [("TEA-1", 3), ("TEA-2", 1), ("TEA-3", 5)] {
+            cache.hash_incr(cart, sku, quantity, MINUTE).await.unwrap();
+        }
+        let order = [("TEA-1", 2), ("TEA-2", 4), ("TEA-9", 1)];
+        assert!(
+            cache
+                .hash_take_once(cart, &order, "taken:order-1", MINUTE, MINUTE)
+                .await
+                .unwrap()
+        );
+        let left = |fields: Vec<(String, Bytes)>| -> Vec<(String, String)> {
+            fields
+                .into_iter()
+                .map(|(f, v)| (f, String::from_utf8(v.to_vec()).unwrap()))
+                .collect()
+        };
+        let expected = vec![
+            ("TEA-1".to_owned(), "1".to_owned()),
+            ("TEA-3".to_owned(), "5".to_owned()),
+        ];
+        assert_eq!(left(cache.hash_get_all(cart).await.unwrap()), expected);
+
+        // The same token again, also at once from many callers, takes nothing more.
+        let retries: Vec<_> = (0..8)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache
+                        .hash_take_once(cart, &order, "taken:order-1", MINUTE, MINUTE)
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        for retry in retries {
+            assert!(!retry.await.unwrap());
+        }
+        assert_eq!(left(cache.hash_get_all(cart).await.unwrap()), expected);
+
+        // Another token takes; a hash it empties is gone, and taking from no hash creates none.
+        let rest = [("TEA-1", 1), ("TEA-3", 5)];
+        assert!(
+            cache
+                .hash_take_once(cart, &rest, "taken:order-2", MINUTE, MINUTE)
+                .await
+                .unwrap()
+        );
+        assert!(cache.hash_get_all(cart).await.unwrap().is_empty());
+        assert!(
+            cache
+                .hash_take_once("cart:nobody", &rest, "taken:order-3", MINUTE, MINUTE)
+                .await
+                .unwrap()
+        );
+        assert!(cache.hash_get_all("cart:nobody").await.unwrap().is_empty());
+    }
+
     async fn concurrent_hash_updates_are_all_kept(cache: Cache) {
         let tasks: Vec<_> = (0..20)
             .map(|i| {
@@ -876,6 +1041,11 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn memory_a_take_happens_once_per_token_and_empties_lines_it_uses_up() {
+        a_take_happens_once_per_token_and_empties_lines_it_uses_up(memory()).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn memory_concurrent_hash_updates_are_all_kept() {
         concurrent_hash_updates_are_all_kept(memory()).await;
     }
@@ -904,6 +1074,12 @@ mod tests {
     #[ignore = "needs Redis: run by .ci/run"]
     async fn redis_every_hash_write_refreshes_its_ttl() {
         every_hash_write_refreshes_its_ttl(redis().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    #[ignore = "needs Redis: run by .ci/run"]
+    async fn redis_a_take_happens_once_per_token_and_empties_lines_it_uses_up() {
+        a_take_happens_once_per_token_and_empties_lines_it_uses_up(redis().await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -8,6 +8,7 @@ use crate::helpers::{assert_problem, json, lines, start, start_with};
 
 both_modes!(
     a_customer_fills_changes_and_empties_a_cart_priced_by_the_catalog,
+    a_completed_order_takes_only_what_it_bought_and_only_once,
     a_price_changed_in_the_catalog_shows_at_once,
     each_customer_sees_only_their_own_cart,
     concurrent_adds_are_all_counted,
@@ -92,21 +93,78 @@ async fn a_customer_fills_changes_and_empties_a_cart_priced_by_the_catalog(mode:
     assert_eq!(cleared.status(), 204);
     assert_eq!(shop.cart_of(alice).await["lines"], json!([]));
 
-    // Orders clear a cart once the order is placed.
+    shop.shutdown().await;
+}
+
+async fn a_completed_order_takes_only_what_it_bought_and_only_once(mode: TestMode) {
+    let shop = start(mode).await;
+    let alice = &shop.alice;
+    for sku in ["TEA-110", "TEA-120", "TEA-130"] {
+        shop.create_product(sku, 450).await;
+    }
     json(
-        shop.add(alice, json!({ "sku": "TEA-100", "quantity": 1 }))
-            .await,
+        shop.set(alice, "TEA-110", json!({ "quantity": 3 })).await,
         200,
     )
     .await;
-    let cleared = shop
+    json(
+        shop.set(alice, "TEA-120", json!({ "quantity": 1 })).await,
+        200,
+    )
+    .await;
+    // The order bought 2 of TEA-110 and 1 of TEA-120; while it ran, Alice raised TEA-110 to 3
+    // and added TEA-130.
+    json(
+        shop.set(alice, "TEA-130", json!({ "quantity": 2 })).await,
+        200,
+    )
+    .await;
+    let order = "0e7c2f3a-3c1d-4f6b-9f57-5b0f3c6a7d10";
+    let bought = json!({ "lines": [
+        { "sku": "TEA-110", "quantity": 2 },
+        { "sku": "TEA-120", "quantity": 1 },
+    ] });
+    let take = || async {
+        shop.http
+            .put(format!(
+                "{}/internal/v1/carts/{}/orders/{order}",
+                shop.cart, alice.1
+            ))
+            .json(&bought)
+            .send()
+            .await
+            .unwrap()
+    };
+    assert_eq!(take().await.status(), 204);
+    let left = [("TEA-110".to_owned(), 1), ("TEA-130".to_owned(), 2)];
+    assert_eq!(lines(&shop.cart_of(alice).await), left);
+    // Orders retries until it has an answer: a retry takes nothing more.
+    assert_eq!(take().await.status(), 204);
+    assert_eq!(lines(&shop.cart_of(alice).await), left);
+
+    // A malformed take is refused, naming every bad field, and changes nothing.
+    let refused = shop
         .http
-        .delete(format!("{}/internal/v1/carts/{}", shop.cart, alice.1))
+        .put(format!(
+            "{}/internal/v1/carts/{}/orders/8f0d6f0e-1111-4c4c-8a8a-000000000001",
+            shop.cart, alice.1
+        ))
+        .json(&json!({ "lines": [
+            { "sku": "tea 110", "quantity": 1 },
+            { "sku": "TEA-130", "quantity": 0 },
+        ] }))
         .send()
         .await
         .unwrap();
-    assert_eq!(cleared.status(), 204);
-    assert_eq!(shop.cart_of(alice).await["lines"], json!([]));
+    let problem = assert_problem(refused, 422).await;
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["lines[0].sku", "lines[1].quantity"]);
+    assert_eq!(lines(&shop.cart_of(alice).await), left);
     shop.shutdown().await;
 }
 

@@ -36,6 +36,10 @@ async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
     // Held, waiting for the card: the stock is set aside meanwhile.
     reaches(&shop, &dave, &id, "reserved").await;
     assert_eq!(shop.available("TEA-ASSAM").await, 3);
+    // Meanwhile Dave goes on shopping: one more Assam, and a Keemun.
+    shop.product("TEA-KEEMUN", "Keemun", 900, 4).await;
+    shop.add_to_cart(&dave, "TEA-ASSAM", 1).await;
+    shop.add_to_cart(&dave, "TEA-KEEMUN", 2).await;
     eventually("the failed attempts are recorded", || async {
         let order: Value = shop.order(&dave, &id).await.json().await.unwrap();
         steps(&order).contains(&"authorize_payment:retrying".to_owned())
@@ -47,6 +51,16 @@ async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
     assert_eq!(order["state"], "completed", "{order:#}");
     assert_eq!(shop.payment(&id).await.unwrap()["state"], "captured");
     assert_eq!(shop.available("TEA-ASSAM").await, 3);
+    assert_eq!(order["lines"].as_array().unwrap().len(), 1, "{order:#}");
+    // The order took out what it bought and nothing Dave added while it ran.
+    let cart = shop.cart(&dave).await;
+    let left: Vec<(&str, i64)> = cart["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["sku"].as_str().unwrap(), l["quantity"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(left, [("TEA-ASSAM", 1), ("TEA-KEEMUN", 2)]);
     shop.shutdown().await;
 }
 
