@@ -2,8 +2,9 @@
 //! the result from the catalog.
 //!
 //! `/api/v1/cart...` is the signed-in customer's own cart (there is no way to name another's);
-//! `/api/v1/admin/carts/{user_id}` lets an admin read anyone's; `/internal/v1/carts/{user_id}...` is
-//! for orders and is never routed by the gateway, which only proxies `/api/v1/...`.
+//! `/api/v1/admin/carts/{user_id}` lets an admin read anyone's; `/internal/v1/carts/{user_id}`
+//! and the paths under it are for orders and are never routed by the gateway, which only proxies
+//! `/api/v1/...`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
