@@ -27,7 +27,7 @@ use nubo_contracts::inventory::{
     RESERVATIONS_PATH, ReleaseStock, ReservationState, ReserveStock, StockLine, commit_path,
     release_path,
 };
-use nubo_contracts::orders::{OrderCancelled, OrderConfirmed};
+use nubo_contracts::orders::{OrderCancelled, OrderConfirmed, OrderLine};
 use nubo_contracts::payments::{
     AuthorizePayment, Card, PAYMENTS_PATH, Payment, PaymentState, capture_path, payment_path,
     refund_path, void_path,
@@ -216,12 +216,15 @@ impl Checkouts {
         let mut changes = self.inner.changed.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let order = store::get(&self.inner.ctx.db, order_id)
+            // Only the state while waiting; the whole order (lines, steps) once, at the end.
+            let state = store::state(&self.inner.ctx.db, order_id)
                 .await?
                 .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"))?;
             let now = tokio::time::Instant::now();
-            if done(order.state) || now >= deadline {
-                return Ok(order);
+            if done(state) || now >= deadline {
+                return store::get(&self.inner.ctx.db, order_id)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("order {order_id} vanished"));
             }
             // Woken by a change here; another replica's changes are seen by looking again.
             let look_again = deadline.min(now + Duration::from_millis(250));
@@ -338,8 +341,10 @@ impl Checkouts {
     /// Runs one order's saga until it is final, another replica holds it, or the service stops.
     async fn drive(&self, order_id: Uuid, token: CancellationToken) {
         let mut backoff = BACKOFF_FIRST;
+        // Read on the first pass and kept: an order's lines never change once placed.
+        let mut lines = None;
         while !token.is_cancelled() {
-            let pause = match self.pass(order_id).await {
+            let pause = match self.pass(order_id, &mut lines).await {
                 Pass::Moved => {
                     backoff = BACKOFF_FIRST;
                     let _ = self.inner.changed.send(order_id);
@@ -357,31 +362,24 @@ impl Checkouts {
         self.cards().remove(&order_id);
     }
 
-    /// One step of the saga, under a fresh lease.
-    async fn pass(&self, order_id: Uuid) -> Pass {
+    /// One step of the saga, under a fresh lease taken in the same statement that reads the order.
+    async fn pass(&self, order_id: Uuid, lines: &mut Option<Vec<OrderLine>>) -> Pass {
         let db = &self.inner.ctx.db;
         let now = clock::now();
         let until = now + TimeDelta::from_std(self.inner.config.lease).unwrap_or(TimeDelta::MAX);
-        match store::lease(db, order_id, self.inner.owner, now, until).await {
-            Ok(true) => {}
-            // Final, or another replica runs it.
-            Ok(false) => return Pass::Finished,
+        let leased = store::lease(db, order_id, self.inner.owner, now, until, lines.as_deref());
+        let order = match leased.await {
+            Ok(Some(order)) => order,
+            // Final (or gone), or another replica runs it.
+            Ok(None) => return Pass::Finished,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot take the saga's lease");
                 return Pass::Retry;
             }
-        }
-        let order = match store::get(db, order_id).await {
-            Ok(Some(order)) => order,
-            Ok(None) => {
-                tracing::error!("the saga's order is gone");
-                return Pass::Finished;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the saga's order");
-                return Pass::Retry;
-            }
         };
+        if lines.is_none() {
+            *lines = Some(order.order.lines.clone());
+        }
         let step = step_name(order.state);
         let result = match order.state {
             State::Placed => self.reserve_stock(&order).await,
@@ -734,12 +732,7 @@ impl Checkouts {
         let id = order.order.order_id;
         // The stock first: it does not depend on what became of the payment, and goes back
         // on sale even while payments cannot say.
-        let released_before = order
-            .order
-            .steps
-            .iter()
-            .any(|s| s.step == "release_stock" && s.outcome == "done");
-        if !released_before {
+        if !store::step_done(&self.inner.ctx.db, id, "release_stock").await? {
             self.release_stock(id).await?;
         }
         let mut refunded = order.order.refunded;

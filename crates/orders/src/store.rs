@@ -145,27 +145,66 @@ pub async fn count_attempt(db: &Db, id: Uuid) -> Result<i32, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar::<_, i32>(sql).bind(id).fetch_one(pool).await)
 }
 
-/// Takes or renews the lease on an unfinished order for `owner` until `until`; false if another
-/// owner holds a live lease or the order is finished.
+/// Takes or renews `owner`'s lease on an unfinished order and reads the order, in one statement:
+/// `None` when it is final or another replica's lease on it is still running. What the saga
+/// needs of it: lines are read unless `lines` has them already (an order's lines never change
+/// once placed), and steps are not read (`order.steps` is empty; see [`step_done`]).
 pub async fn lease(
     db: &Db,
     id: Uuid,
     owner: Uuid,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE orders SET lease_owner = $2, lease_until = $4 \
-               WHERE id = $1 AND state NOT IN ('completed', 'cancelled') \
-               AND (lease_owner = $2 OR lease_until IS NULL OR lease_until < $3)";
-    let taken = with_db!(db, pool => sqlx::query(sql)
+    lines: Option<&[OrderLine]>,
+) -> Result<Option<StoredOrder>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE orders SET lease_owner = $2, lease_until = $4 \
+         WHERE id = $1 AND state NOT IN ('completed', 'cancelled') \
+         AND (lease_owner = $2 OR lease_until IS NULL OR lease_until < $3) \
+         RETURNING {ORDER_COLUMNS}"
+    );
+    let row = with_db!(db, pool => sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(owner)
         .bind(now)
         .bind(until)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(taken == 1)
+        .fetch_optional(pool)
+        .await)?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let lines = match lines {
+        Some(lines) => lines.to_vec(),
+        None => read_lines(db, id).await?,
+    };
+    assemble(row, lines, Vec::new()).map(Some)
+}
+
+/// The order's saga state alone.
+pub async fn state(db: &Db, id: Uuid) -> Result<Option<State>, sqlx::Error> {
+    let sql = "SELECT state FROM orders WHERE id = $1";
+    let state = with_db!(db, pool => sqlx::query_scalar::<_, String>(sql)
+        .bind(id)
+        .fetch_optional(pool)
+        .await)?;
+    state.as_deref().map(parse_state).transpose()
+}
+
+fn parse_state(raw: &str) -> Result<State, sqlx::Error> {
+    State::parse(raw)
+        .ok_or_else(|| sqlx::Error::Decode(format!("unknown order state {raw:?}").into()))
+}
+
+/// Whether the order has recorded `step` as done.
+pub async fn step_done(db: &Db, id: Uuid, step: &str) -> Result<bool, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM order_steps WHERE order_id = $1 AND step = $2 \
+               AND outcome = 'done'";
+    let count = with_db!(db, pool => sqlx::query_scalar::<_, i64>(sql)
+        .bind(id)
+        .bind(step)
+        .fetch_one(pool)
+        .await)?;
+    Ok(count > 0)
 }
 
 /// Gives up `owner`'s leases (a replica stopping), so another resumes its sagas at once.
@@ -312,22 +351,33 @@ pub async fn list(db: &Db, listing: &Listing) -> Result<Vec<StoredOrder>, sqlx::
 
 /// An order row with its lines and steps.
 async fn complete(db: &Db, row: OrderRow) -> Result<StoredOrder, sqlx::Error> {
-    let lines_sql = "SELECT sku, name, quantity, unit_price_minor, currency FROM order_lines \
-                     WHERE order_id = $1 ORDER BY position";
-    let lines = with_db!(db, pool => sqlx::query_as::<_, LineRow>(lines_sql)
-        .bind(row.id)
-        .fetch_all(pool)
-        .await)?;
+    let lines = read_lines(db, row.id).await?;
     let steps_sql = "SELECT step, outcome, detail, at FROM order_steps \
                      WHERE order_id = $1 ORDER BY seq";
     let steps = with_db!(db, pool => sqlx::query_as::<_, StepRow>(steps_sql)
         .bind(row.id)
         .fetch_all(pool)
         .await)?;
-    let state = State::parse(&row.state).ok_or_else(|| {
-        sqlx::Error::Decode(format!("unknown order state {:?}", row.state).into())
-    })?;
-    let lines = lines
+    let steps = steps
+        .into_iter()
+        .map(|s| OrderStep {
+            step: s.step,
+            outcome: s.outcome,
+            detail: s.detail,
+            at: s.at,
+        })
+        .collect();
+    assemble(row, lines, steps)
+}
+
+async fn read_lines(db: &Db, id: Uuid) -> Result<Vec<OrderLine>, sqlx::Error> {
+    let lines_sql = "SELECT sku, name, quantity, unit_price_minor, currency FROM order_lines \
+                     WHERE order_id = $1 ORDER BY position";
+    let lines = with_db!(db, pool => sqlx::query_as::<_, LineRow>(lines_sql)
+        .bind(id)
+        .fetch_all(pool)
+        .await)?;
+    Ok(lines
         .into_iter()
         .map(|l| {
             let unit_price = Money {
@@ -345,16 +395,15 @@ async fn complete(db: &Db, row: OrderRow) -> Result<StoredOrder, sqlx::Error> {
                 unit_price,
             }
         })
-        .collect();
-    let steps = steps
-        .into_iter()
-        .map(|s| OrderStep {
-            step: s.step,
-            outcome: s.outcome,
-            detail: s.detail,
-            at: s.at,
-        })
-        .collect();
+        .collect())
+}
+
+fn assemble(
+    row: OrderRow,
+    lines: Vec<OrderLine>,
+    steps: Vec<OrderStep>,
+) -> Result<StoredOrder, sqlx::Error> {
+    let state = parse_state(&row.state)?;
     Ok(StoredOrder {
         order: Order {
             order_id: row.id,
