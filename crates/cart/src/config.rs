@@ -39,17 +39,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         for (name, _, default) in crate::SERVICE.env {
             let value = match *name {
                 IDLE_TTL_SECS => config.idle_ttl.as_secs().to_string(),
@@ -62,7 +56,7 @@ mod tests {
 
     #[test]
     fn set_values_are_read() {
-        let config = Config::from_env(&env(&[(IDLE_TTL_SECS, "1"), (CURRENCY, "USD")])).unwrap();
+        let config = Config::from_env(&vars(&[(IDLE_TTL_SECS, "1"), (CURRENCY, "USD")])).unwrap();
         assert_eq!(config.idle_ttl, Duration::from_secs(1));
         assert_eq!(config.currency, "USD");
     }
@@ -77,14 +71,14 @@ mod tests {
             (CURRENCY, "euro"),
             (CURRENCY, "eur"),
         ] {
-            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Config::from_env(&env(&[(IDLE_TTL_SECS, "week"), (CURRENCY, "euro")]))
+        let error = Config::from_env(&vars(&[(IDLE_TTL_SECS, "week"), (CURRENCY, "euro")]))
             .unwrap_err()
             .to_string();
         for name in [IDLE_TTL_SECS, CURRENCY] {

@@ -106,17 +106,11 @@ pub async fn enforce(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let limits = Limits::from_env(&env(&[])).unwrap();
+        let limits = Limits::from_env(&vars(&[])).unwrap();
         for (name, _, default) in crate::SERVICE.env {
             let value = match *name {
                 RATE_LIMIT_RPS => limits.per_second.to_string(),
@@ -132,7 +126,7 @@ mod tests {
 
     #[test]
     fn set_values_are_read() {
-        let limits = Limits::from_env(&env(&[
+        let limits = Limits::from_env(&vars(&[
             (RATE_LIMIT_RPS, "1000000"),
             (CLIENT_IP_HEADER, "X-Forwarded-For"),
         ]))
@@ -153,14 +147,14 @@ mod tests {
             (RATE_LIMIT_RPS, "lots"),
             (CLIENT_IP_HEADER, "not a header"),
         ] {
-            let error = Limits::from_env(&env(&[bad])).err().unwrap().to_string();
+            let error = Limits::from_env(&vars(&[bad])).err().unwrap().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Limits::from_env(&env(&[(RATE_LIMIT_RPS, "0"), (CLIENT_IP_HEADER, "a b")]))
+        let error = Limits::from_env(&vars(&[(RATE_LIMIT_RPS, "0"), (CLIENT_IP_HEADER, "a b")]))
             .err()
             .unwrap()
             .to_string();

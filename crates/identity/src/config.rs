@@ -80,17 +80,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         for (name, _, default) in crate::SERVICE.env {
             let value = match *name {
                 ACCESS_TOKEN_TTL_SECS => config.access_token_ttl.as_secs(),
@@ -106,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_ends_of_each_range_are_taken() {
-        let config = Config::from_env(&env(&[
+        let config = Config::from_env(&vars(&[
             (ACCESS_TOKEN_TTL_SECS, "86400"),
             (REFRESH_TOKEN_TTL_SECS, "60"),
             (KEY_PUBLISH_DELAY_SECS, "0"),
@@ -134,14 +128,14 @@ mod tests {
             (KEY_RELOAD_SECS, "31"),
             (KEY_RELOAD_SECS, "soon"),
         ] {
-            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Config::from_env(&env(&[
+        let error = Config::from_env(&vars(&[
             (REFRESH_TOKEN_TTL_SECS, "59"),
             (KEY_RELOAD_SECS, "60"),
         ]))

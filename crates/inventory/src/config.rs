@@ -49,17 +49,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         for (name, _, default) in crate::SERVICE.env {
             let value = match *name {
                 EXPIRY_SWEEP_MS => config.expiry_sweep.as_millis().to_string(),
@@ -72,11 +66,14 @@ mod tests {
 
     #[test]
     fn the_ends_of_each_range_are_taken() {
-        let config =
-            Config::from_env(&env(&[(EXPIRY_SWEEP_MS, "10"), (INITIAL_STOCK, "1000000")])).unwrap();
+        let config = Config::from_env(&vars(&[
+            (EXPIRY_SWEEP_MS, "10"),
+            (INITIAL_STOCK, "1000000"),
+        ]))
+        .unwrap();
         assert_eq!(config.expiry_sweep, Duration::from_millis(10));
         assert_eq!(config.initial_stock, 1_000_000);
-        let config = Config::from_env(&env(&[(EXPIRY_SWEEP_MS, "60000")])).unwrap();
+        let config = Config::from_env(&vars(&[(EXPIRY_SWEEP_MS, "60000")])).unwrap();
         assert_eq!(config.expiry_sweep, Duration::from_secs(60));
     }
 
@@ -91,14 +88,14 @@ mod tests {
             (INITIAL_STOCK, "1000001"),
             (INITIAL_STOCK, "many"),
         ] {
-            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Config::from_env(&env(&[(EXPIRY_SWEEP_MS, "0"), (INITIAL_STOCK, "many")]))
+        let error = Config::from_env(&vars(&[(EXPIRY_SWEEP_MS, "0"), (INITIAL_STOCK, "many")]))
             .unwrap_err()
             .to_string();
         for name in [EXPIRY_SWEEP_MS, INITIAL_STOCK] {

@@ -128,13 +128,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     fn distributed() -> Backing {
         Backing::Distributed {
@@ -152,7 +146,7 @@ mod tests {
 
     #[test]
     fn defaults_record_without_sending_from_the_shop() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         assert!(config.smtp.is_none());
         assert_eq!(config.from.to_string(), DEFAULT_FROM);
         assert_eq!(config.send_attempts, DEFAULT_SEND_ATTEMPTS);
@@ -161,10 +155,10 @@ mod tests {
 
     #[test]
     fn distributed_mode_refuses_to_start_without_an_smtp_server() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         let error = config.check_mode(&distributed()).unwrap_err().to_string();
         assert!(error.starts_with(SMTP_URL), "{error}");
-        let config = Config::from_env(&env(&[(SMTP_URL, "smtp://127.0.0.1:2525")])).unwrap();
+        let config = Config::from_env(&vars(&[(SMTP_URL, "smtp://127.0.0.1:2525")])).unwrap();
         config.check_mode(&distributed()).unwrap();
     }
 
@@ -177,7 +171,7 @@ mod tests {
             "smtp://mail.internal:587?tls=opportunistic",
             "smtps://user:p%40ss@smtp.example.com",
         ] {
-            let config = Config::from_env(&env(&[(SMTP_URL, url)])).unwrap();
+            let config = Config::from_env(&vars(&[(SMTP_URL, url)])).unwrap();
             assert!(config.smtp.is_some(), "{url}");
         }
     }
@@ -194,14 +188,14 @@ mod tests {
             (SEND_ATTEMPTS, "51"),
             (SEND_ATTEMPTS, "many"),
         ] {
-            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(&format!("{}: ", bad.0)), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_variable_is_reported_at_once() {
-        let error = Config::from_env(&env(&[(SMTP_URL, "http://x"), (SEND_ATTEMPTS, "0")]))
+        let error = Config::from_env(&vars(&[(SMTP_URL, "http://x"), (SEND_ATTEMPTS, "0")]))
             .unwrap_err()
             .to_string();
         assert!(
@@ -213,10 +207,10 @@ mod tests {
     #[test]
     fn the_smtp_password_never_shows() {
         let url = "smtps://shop:hunter2@smtp.example.com";
-        let config = Config::from_env(&env(&[(SMTP_URL, url)])).unwrap();
+        let config = Config::from_env(&vars(&[(SMTP_URL, url)])).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         let bad = "ftp://shop:hunter2@smtp.example.com";
-        let error = Config::from_env(&env(&[(SMTP_URL, bad)]))
+        let error = Config::from_env(&vars(&[(SMTP_URL, bad)]))
             .unwrap_err()
             .to_string();
         assert!(!error.contains("hunter2"), "{error}");

@@ -96,17 +96,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         for (name, _, default) in VARIABLES {
             let value = match *name {
                 CHECKOUT_WAIT_MS => config.checkout_wait.as_millis() as u64,
@@ -123,7 +117,7 @@ mod tests {
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Config::from_env(&env(&[
+        let error = Config::from_env(&vars(&[
             (CHECKOUT_WAIT_MS, "soon"),
             (LEASE_MS, "0"),
             (PAYMENT_DEADLINE_SECS, "100"),

@@ -57,17 +57,11 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use nubo_platform::config::vars;
 
     #[test]
     fn defaults_are_the_documented_ones() {
-        let config = Config::from_env(&env(&[])).unwrap();
+        let config = Config::from_env(&vars(&[])).unwrap();
         for (name, _, default) in crate::SERVICE.env {
             let value = match *name {
                 PROVIDER_LATENCY_MS => config.provider_latency.as_millis().to_string(),
@@ -81,7 +75,7 @@ mod tests {
 
     #[test]
     fn values_in_range_are_taken() {
-        let config = Config::from_env(&env(&[
+        let config = Config::from_env(&vars(&[
             (PROVIDER_LATENCY_MS, "0"),
             (PROVIDER_FAILURE_RATE, "0.25"),
             (PROVIDER_TIMEOUT_MS, "150"),
@@ -104,14 +98,14 @@ mod tests {
             (PROVIDER_TIMEOUT_MS, "0"),
             (PROVIDER_TIMEOUT_MS, "60001"),
         ] {
-            let error = Config::from_env(&env(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_value_is_named_at_once() {
-        let error = Config::from_env(&env(&[
+        let error = Config::from_env(&vars(&[
             (PROVIDER_LATENCY_MS, "slow"),
             (PROVIDER_FAILURE_RATE, "1.5"),
         ]))

@@ -186,6 +186,15 @@ pub struct Env {
     errors: Vec<(String, String)>,
 }
 
+/// Variables from literal pairs, in the form a service's `Config::from_env` reads them: for
+/// tests, which spell out the environment they run in.
+pub fn vars(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect()
+}
+
 impl Env {
     pub fn from_process() -> Self {
         Self::from_pairs(std::env::vars())
