@@ -38,7 +38,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "EUR",
         ),
     ],
-    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: None,
 };

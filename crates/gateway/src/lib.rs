@@ -37,7 +37,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "unset",
         ),
     ],
-    check_env: Some(|env| rate_limit::Limits::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| rate_limit::Limits::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: None,
 };

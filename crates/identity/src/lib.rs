@@ -69,7 +69,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "30",
         ),
     ],
-    check_env: Some(|env| config::Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| config::Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: Some(|ctx| Box::pin(seed::demo_accounts(ctx))),
 };

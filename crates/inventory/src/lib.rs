@@ -52,7 +52,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "0",
         ),
     ],
-    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     // Demo stock arrives through NUBO_INVENTORY_INITIAL_STOCK as the catalog seeds products.
     seed: None,

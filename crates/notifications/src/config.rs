@@ -1,10 +1,6 @@
 //! Notifications' own settings, read from its `NUBO_NOTIFICATIONS_*` variables. A value that does
-//! not parse stops the service before it serves, with a message naming the variable.
-//!
-//! Whether SMTP is required depends on the mode, which a service's `check_env` is not told: the
-//! syntax of every variable is checked there, before any port opens, and the rule "distributed
-//! mode needs an SMTP server" is checked by [`Config::from_context`] when the service builds, which
-//! stops it with the same kind of message.
+//! not parse, or an SMTP server missing in distributed mode, stops the service before any port
+//! opens, with a message naming the variable.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,8 +8,7 @@ use std::time::Duration;
 
 use lettre::message::Mailbox;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
-use nubo_platform::Context;
-use nubo_platform::config::{Backing, Env, Secret};
+use nubo_platform::config::{Env, Mode, Secret};
 
 pub const SMTP_URL: &str = "NUBO_NOTIFICATIONS_SMTP_URL";
 pub const FROM: &str = "NUBO_NOTIFICATIONS_FROM";
@@ -73,17 +68,20 @@ pub struct Config {
 }
 
 impl Config {
-    /// The settings for the mode the service runs in: distributed mode needs an SMTP server.
-    pub fn from_context(ctx: &Context) -> anyhow::Result<Self> {
-        let config = Self::from_env(&ctx.env)?;
-        config.check_mode(&ctx.settings.backing)?;
-        Ok(config)
-    }
-
-    /// Every bad variable is reported at once, named, through the platform's `Env`.
-    pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
+    /// Every bad variable is reported at once, named, through the platform's `Env`. In
+    /// distributed mode emails must leave, so an SMTP server is required: a shop whose customers
+    /// silently get nothing is worse than one that does not start.
+    pub fn from_env(vars: &BTreeMap<String, String>, mode: Mode) -> anyhow::Result<Self> {
         let mut env = Env::from_pairs(vars.clone());
         let smtp = match env.raw(SMTP_URL).map(str::to_owned) {
+            None if mode == Mode::Distributed => {
+                env.fail(
+                    SMTP_URL,
+                    "is required in distributed mode: the SMTP server emails are sent to, e.g. \
+                     smtp://mail.internal:25 or smtps://user:password@smtp.example.com",
+                );
+                None
+            }
             None => None,
             Some(raw) => match Smtp::parse(&raw) {
                 Ok(smtp) => Some(smtp),
@@ -111,18 +109,6 @@ impl Config {
             send_attempts,
         })
     }
-
-    /// In distributed mode emails must leave: a shop whose customers silently get nothing is
-    /// worse than one that does not start.
-    pub fn check_mode(&self, backing: &Backing) -> anyhow::Result<()> {
-        if matches!(backing, Backing::Distributed { .. }) && self.smtp.is_none() {
-            anyhow::bail!(
-                "{SMTP_URL} is required in distributed mode: the SMTP server emails are sent to, \
-                 e.g. smtp://mail.internal:25 or smtps://user:password@smtp.example.com"
-            );
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -130,36 +116,26 @@ mod tests {
     use super::*;
     use nubo_platform::config::vars;
 
-    fn distributed() -> Backing {
-        Backing::Distributed {
-            database_url: "postgres://db/nubo".into(),
-            nats_url: "nats://nats:4222".into(),
-            redis_url: "redis://redis:6379".into(),
-        }
-    }
-
-    fn embedded() -> Backing {
-        Backing::Embedded {
-            data_dir: "nubo-data".into(),
-        }
-    }
-
     #[test]
     fn defaults_record_without_sending_from_the_shop() {
-        let config = Config::from_env(&vars(&[])).unwrap();
+        let config = Config::from_env(&vars(&[]), Mode::Embedded).unwrap();
         assert!(config.smtp.is_none());
         assert_eq!(config.from.to_string(), DEFAULT_FROM);
         assert_eq!(config.send_attempts, DEFAULT_SEND_ATTEMPTS);
-        config.check_mode(&embedded()).unwrap();
     }
 
     #[test]
     fn distributed_mode_refuses_to_start_without_an_smtp_server() {
-        let config = Config::from_env(&vars(&[])).unwrap();
-        let error = config.check_mode(&distributed()).unwrap_err().to_string();
-        assert!(error.starts_with(SMTP_URL), "{error}");
-        let config = Config::from_env(&vars(&[(SMTP_URL, "smtp://127.0.0.1:2525")])).unwrap();
-        config.check_mode(&distributed()).unwrap();
+        let error = Config::from_env(&vars(&[]), Mode::Distributed)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(&format!("{SMTP_URL}: is required")),
+            "{error}"
+        );
+        let smtp = vars(&[(SMTP_URL, "smtp://127.0.0.1:2525")]);
+        let config = Config::from_env(&smtp, Mode::Distributed).unwrap();
+        assert!(config.smtp.is_some());
     }
 
     #[test]
@@ -171,7 +147,7 @@ mod tests {
             "smtp://mail.internal:587?tls=opportunistic",
             "smtps://user:p%40ss@smtp.example.com",
         ] {
-            let config = Config::from_env(&vars(&[(SMTP_URL, url)])).unwrap();
+            let config = Config::from_env(&vars(&[(SMTP_URL, url)]), Mode::Embedded).unwrap();
             assert!(config.smtp.is_some(), "{url}");
         }
     }
@@ -188,16 +164,21 @@ mod tests {
             (SEND_ATTEMPTS, "51"),
             (SEND_ATTEMPTS, "many"),
         ] {
-            let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
+            let error = Config::from_env(&vars(&[bad]), Mode::Embedded)
+                .unwrap_err()
+                .to_string();
             assert!(error.contains(&format!("{}: ", bad.0)), "{bad:?}: {error}");
         }
     }
 
     #[test]
     fn every_bad_variable_is_reported_at_once() {
-        let error = Config::from_env(&vars(&[(SMTP_URL, "http://x"), (SEND_ATTEMPTS, "0")]))
-            .unwrap_err()
-            .to_string();
+        let error = Config::from_env(
+            &vars(&[(SMTP_URL, "http://x"), (SEND_ATTEMPTS, "0")]),
+            Mode::Embedded,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             error.contains(SMTP_URL) && error.contains(SEND_ATTEMPTS),
             "{error}"
@@ -207,10 +188,10 @@ mod tests {
     #[test]
     fn the_smtp_password_never_shows() {
         let url = "smtps://shop:hunter2@smtp.example.com";
-        let config = Config::from_env(&vars(&[(SMTP_URL, url)])).unwrap();
+        let config = Config::from_env(&vars(&[(SMTP_URL, url)]), Mode::Embedded).unwrap();
         assert!(!format!("{config:?}").contains("hunter2"));
         let bad = "ftp://shop:hunter2@smtp.example.com";
-        let error = Config::from_env(&vars(&[(SMTP_URL, bad)]))
+        let error = Config::from_env(&vars(&[(SMTP_URL, bad)]), Mode::Embedded)
             .unwrap_err()
             .to_string();
         assert!(!error.contains("hunter2"), "{error}");

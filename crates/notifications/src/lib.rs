@@ -85,13 +85,13 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "8",
         ),
     ],
-    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, mode| Config::from_env(env, mode).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: None,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
-    let config = Config::from_context(&ctx)?;
+    let config = Config::from_env(&ctx.env, ctx.settings.mode())?;
     let metrics = NotificationMetrics::register(&ctx.metrics);
     let writer = Writer {
         sending: config.smtp.is_some(),

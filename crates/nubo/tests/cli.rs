@@ -189,6 +189,36 @@ fn a_bad_service_variable_stops_start_up_before_any_port_opens() {
 }
 
 #[test]
+fn notifications_without_a_mail_server_in_distributed_mode_stops_before_any_port_opens() {
+    let mut command = nubo();
+    command
+        .args(["serve", "notifications"])
+        .env("NUBO_MODE", "distributed")
+        // Named but never reached: the settings are refused before anything connects.
+        .env("NUBO_DATABASE_URL", "postgres://127.0.0.1:9/nubo")
+        .env("NUBO_NATS_URL", "nats://127.0.0.1:9")
+        .env("NUBO_REDIS_URL", "redis://127.0.0.1:9")
+        .env("NUBO_NOTIFICATIONS_SEND_ATTEMPTS", "0")
+        .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{}", free_port()));
+    let output = run_to_end(command);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // Both problems at once, each named.
+    assert!(
+        stderr.contains("NUBO_NOTIFICATIONS_SMTP_URL: is required in distributed mode"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("NUBO_NOTIFICATIONS_SEND_ATTEMPTS"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("listening"),
+        "no port was opened: {stderr}"
+    );
+}
+
+#[test]
 fn a_misspelt_variable_is_refused_with_a_suggestion() {
     let mut command = nubo();
     command

@@ -40,7 +40,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     // The saga's steps, and identity's keys for customers' tokens.
     calls: &["cart", "identity", "inventory", "payments"],
     env: config::VARIABLES,
-    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: None,
 };

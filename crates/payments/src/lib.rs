@@ -52,7 +52,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "2000",
         ),
     ],
-    check_env: Some(|env| Config::from_env(env).map(|_| ())),
+    check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
     seed: None,
 };

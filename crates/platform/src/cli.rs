@@ -52,7 +52,7 @@ pub fn settings_for(
         .filter_map(|(name, _, _)| env.raw(name).map(|v| ((*name).to_owned(), v.to_owned())))
         .collect();
     if let Some(check) = desc.check_env
-        && let Err(e) = check(&own)
+        && let Err(e) = check(&own, settings.mode())
     {
         // A service that reads its variables through `Env` names each bad one: list them with
         // the platform's, not as one nested "invalid configuration".

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::Verifier;
 use crate::cache::Cache;
 use crate::client::{ClientConfig, ServiceClient};
-use crate::config::Settings;
+use crate::config::{Mode, Settings};
 use crate::events::consumer::Consumer;
 use crate::events::{Bus, Event, outbox};
 use crate::metrics::Metrics;
@@ -26,8 +26,9 @@ use crate::storage::{Db, Migrations, Tx};
 
 pub type BuildFn = fn(Context) -> BoxFuture<'static, anyhow::Result<Parts>>;
 pub type SeedFn = fn(Context) -> BoxFuture<'static, anyhow::Result<()>>;
-/// Checks a service's own variables: name to value, only those that are set.
-pub type CheckEnvFn = fn(&BTreeMap<String, String>) -> anyhow::Result<()>;
+/// Checks a service's own variables (name to value, only those that are set) for the mode it is
+/// starting in: a variable may be required in one mode only.
+pub type CheckEnvFn = fn(&BTreeMap<String, String>, Mode) -> anyhow::Result<()>;
 
 /// What a service is. Each service crate exports one as a `static`.
 pub struct ServiceDescription {

@@ -136,7 +136,11 @@ async fn two_replicas_send_each_email_once(mode: TestMode) {
     let url = server.url();
     let shop = start_with(mode, Some(server), &[]).await;
     // A second replica's mail outbox, over the same database and mail server.
-    let config = Config::from_env(&BTreeMap::from([(SMTP_URL.to_owned(), url)])).unwrap();
+    let config = Config::from_env(
+        &BTreeMap::from([(SMTP_URL.to_owned(), url)]),
+        nubo_platform::config::Mode::Distributed,
+    )
+    .unwrap();
     let metrics = NotificationMetrics::register(&Metrics::new("notifications"));
     let other = Mailer::new(config.smtp.as_ref().unwrap(), &config, metrics).unwrap();
     let db = shop.system.db("notifications").await;

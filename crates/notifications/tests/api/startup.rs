@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use nubo_notifications::config::{FROM, SEND_ATTEMPTS, SMTP_URL};
-use nubo_platform::config::{Backing, Settings};
+use nubo_platform::config::{Backing, Mode, Settings};
 use nubo_platform::testing::{fresh_postgres_database, nats_url, redis_url};
 use nubo_platform::tokio_util::sync::CancellationToken;
 use nubo_platform::{Application, Wiring};
@@ -18,11 +18,21 @@ fn bad_values_are_refused_before_any_port_opens() {
         (SEND_ATTEMPTS, "0"),
     ] {
         let env = BTreeMap::from([(name.to_owned(), value.to_owned())]);
-        let error = format!("{:#}", check(&env).unwrap_err());
+        let error = format!("{:#}", check(&env, Mode::Embedded).unwrap_err());
         assert!(error.contains(name), "{name}={value}: {error}");
     }
     let fine = BTreeMap::from([(SMTP_URL.to_owned(), "smtp://127.0.0.1:2525".to_owned())]);
-    check(&fine).unwrap();
+    check(&fine, Mode::Distributed).unwrap();
+    // Without a server: fine embedded (emails are recorded), refused distributed.
+    check(&BTreeMap::new(), Mode::Embedded).unwrap();
+    let error = format!(
+        "{:#}",
+        check(&BTreeMap::new(), Mode::Distributed).unwrap_err()
+    );
+    assert!(
+        error.contains(&format!("{SMTP_URL}: is required in distributed mode")),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +63,7 @@ async fn distributed_mode_without_a_mail_server_refuses_to_start() {
     let error = format!("{error:#}");
     assert!(error.contains("notifications failed to start"), "{error}");
     assert!(
-        error.contains(&format!("{SMTP_URL} is required in distributed mode")),
+        error.contains(&format!("{SMTP_URL}: is required in distributed mode")),
         "{error}"
     );
 }
