@@ -418,6 +418,21 @@ where
     panic!("timed out waiting until {what}");
 }
 
+/// The `field` of each entry of a validation problem's `errors`, in order.
+pub fn problem_fields(problem: &serde_json::Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .expect("a validation problem lists its errors")
+        .iter()
+        .map(|e| {
+            e["field"]
+                .as_str()
+                .expect("each error names its field")
+                .to_owned()
+        })
+        .collect()
+}
+
 /// Asserts `response` is a problem document with `status`, and returns its body.
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
     assert_eq!(response.status(), status);

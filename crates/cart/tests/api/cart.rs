@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use serde_json::json;
 
 use crate::helpers::{assert_problem, json, lines, start, start_with};
@@ -157,13 +157,10 @@ async fn a_completed_order_takes_only_what_it_bought_and_only_once(mode: TestMod
         .await
         .unwrap();
     let problem = assert_problem(refused, 422).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["lines[0].sku", "lines[1].quantity"]);
+    assert_eq!(
+        problem_fields(&problem),
+        ["lines[0].sku", "lines[1].quantity"]
+    );
     assert_eq!(lines(&shop.cart_of(alice).await), left);
     shop.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! Browsing and editing the catalog.
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use serde_json::{Value, json};
 
 use crate::helpers::{Admin, CUSTOMER_EMAIL, assert_problem, product, sign_in, start};
@@ -132,13 +132,7 @@ async fn bad_product_input_is_refused_and_nothing_is_written(mode: TestMode) {
     bad["category"] = json!("Tea!");
     bad["price"]["currency"] = json!("euro");
     let body = assert_problem(admin.create(&bad).await, 422).await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["sku", "price", "category"]);
+    assert_eq!(problem_fields(&body), ["sku", "price", "category"]);
 
     let malformed = admin
         .http

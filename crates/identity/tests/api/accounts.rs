@@ -1,7 +1,7 @@
 //! Signing up, logging in, staying logged in and logging out.
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use serde_json::{Value, json};
 
 use crate::helpers::{ADMIN, CUSTOMER, Client, assert_problem, claims_of, start};
@@ -135,13 +135,7 @@ async fn bad_signup_input_names_the_fields_and_creates_nothing(mode: TestMode) {
     let system = start(mode).await;
     let client = Client::of(&system);
     let body = assert_problem(client.sign_up("ada-at-example.com", "short").await, 422).await;
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["email", "password"]);
+    assert_eq!(problem_fields(&body), ["email", "password"]);
     // The password is never echoed back.
     assert!(!body.to_string().contains("short\""), "{body}");
 

@@ -1,9 +1,9 @@
 //! Bad input gets a clear problem, and changes nothing.
 
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{both_modes, sqlx, with_db};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::{Shop, assert_problem, reservation, start};
 
@@ -11,15 +11,6 @@ both_modes!(
     a_bad_reservation_is_refused_field_by_field_and_nothing_is_held,
     malformed_ids_bodies_and_stock_counts_are_refused,
 );
-
-fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn reservations_count(shop: &Shop) -> i64 {
     let sql = "SELECT COUNT(*) FROM reservations";
@@ -34,13 +25,17 @@ async fn a_bad_reservation_is_refused_field_by_field_and_nothing_is_held(mode: T
             .reserve(Uuid::now_v7(), &[("TEA-G", quantity)], 60)
             .await;
         let problem = assert_problem(response, 422).await;
-        assert_eq!(fields(&problem), ["lines[0].quantity"], "{quantity}");
+        assert_eq!(
+            problem_fields(&problem),
+            ["lines[0].quantity"],
+            "{quantity}"
+        );
     }
     let unknown = shop
         .reserve(Uuid::now_v7(), &[("TEA-G", 1), ("NO-SUCH-SKU", 1)], 60)
         .await;
     let problem = assert_problem(unknown, 422).await;
-    assert_eq!(fields(&problem), ["lines[1].sku"]);
+    assert_eq!(problem_fields(&problem), ["lines[1].sku"]);
     assert!(
         problem["errors"][0]["message"]
             .as_str()
@@ -49,14 +44,20 @@ async fn a_bad_reservation_is_refused_field_by_field_and_nothing_is_held(mode: T
     );
 
     let empty = assert_problem(shop.reserve(Uuid::now_v7(), &[], 60).await, 422).await;
-    assert_eq!(fields(&empty), ["lines"]);
+    assert_eq!(problem_fields(&empty), ["lines"]);
     let twice = shop
         .reserve(Uuid::now_v7(), &[("TEA-G", 1), ("TEA-G", 1)], 60)
         .await;
-    assert_eq!(fields(&assert_problem(twice, 422).await), ["lines[1].sku"]);
+    assert_eq!(
+        problem_fields(&assert_problem(twice, 422).await),
+        ["lines[1].sku"]
+    );
     for ttl in [0, 3601] {
         let response = shop.reserve(Uuid::now_v7(), &[("TEA-G", 1)], ttl).await;
-        assert_eq!(fields(&assert_problem(response, 422).await), ["ttl_secs"]);
+        assert_eq!(
+            problem_fields(&assert_problem(response, 422).await),
+            ["ttl_secs"]
+        );
     }
 
     let mut bad_id = reservation(Uuid::now_v7(), &[("TEA-G", 1)], 60);
@@ -95,7 +96,10 @@ async fn malformed_ids_bodies_and_stock_counts_are_refused(mode: TestMode) {
         .send()
         .await
         .unwrap();
-    assert_eq!(fields(&assert_problem(no_reason, 422).await), ["reason"]);
+    assert_eq!(
+        problem_fields(&assert_problem(no_reason, 422).await),
+        ["reason"]
+    );
     let not_json = shop
         .http
         .post(format!("{}/internal/v1/reservations", shop.inventory))
@@ -111,12 +115,15 @@ async fn malformed_ids_bodies_and_stock_counts_are_refused(mode: TestMode) {
         let response = shop
             .set_stock_as(admin, "TEA-H", json!({ "on_hand": on_hand }))
             .await;
-        assert_eq!(fields(&assert_problem(response, 422).await), ["on_hand"]);
+        assert_eq!(
+            problem_fields(&assert_problem(response, 422).await),
+            ["on_hand"]
+        );
     }
     let bad_sku = shop
         .set_stock_as(admin, "tea h", json!({ "on_hand": 1 }))
         .await;
-    assert_eq!(fields(&assert_problem(bad_sku, 422).await), ["sku"]);
+    assert_eq!(problem_fields(&assert_problem(bad_sku, 422).await), ["sku"]);
     assert_problem(shop.availability("tea-h").await, 422).await;
     assert_problem(shop.availability("TEA-NONE").await, 404).await;
 

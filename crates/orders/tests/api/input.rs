@@ -1,5 +1,5 @@
 use nubo_platform::both_modes;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -79,13 +79,10 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: TestMode) {
     .await
     .unwrap();
     let problem = assert_problem(bad_card, 422).await;
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
-    assert_eq!(fields, ["card.number", "card.expiry_month", "card.cvc"]);
+    assert_eq!(
+        problem_fields(&problem),
+        ["card.number", "card.expiry_month", "card.cvc"]
+    );
     // Not the expected shape.
     for body in [
         json!({}),

@@ -2,7 +2,7 @@
 //! its last four digits and brand, never its number.
 
 use nubo_platform::both_modes;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{TestMode, problem_fields};
 use nubo_platform::uuid::Uuid;
 use serde_json::{Value, json};
 
@@ -12,15 +12,6 @@ both_modes!(
     bad_cards_and_amounts_are_refused_field_by_field_and_nothing_is_stored,
     the_card_number_is_never_stored,
 );
-
-fn fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap().to_owned())
-        .collect()
-}
 
 async fn bad_cards_and_amounts_are_refused_field_by_field_and_nothing_is_stored(mode: TestMode) {
     let shop = start(mode).await;
@@ -40,7 +31,7 @@ async fn bad_cards_and_amounts_are_refused_field_by_field_and_nothing_is_stored(
     ];
     for (body, field) in cases {
         let problem = assert_problem(shop.authorize_raw(&body).await, 422).await;
-        assert_eq!(fields(&problem), [field], "{body}");
+        assert_eq!(problem_fields(&problem), [field], "{body}");
         // The problem names the field, never the number.
         assert!(!problem.to_string().contains("42424242"), "{problem}");
     }
@@ -49,19 +40,27 @@ async fn bad_cards_and_amounts_are_refused_field_by_field_and_nothing_is_stored(
             .authorize(Uuid::now_v7(), amount_minor, GOOD_CARD)
             .await;
         let problem = assert_problem(response, 422).await;
-        assert_eq!(fields(&problem), ["amount.amount_minor"], "{amount_minor}");
+        assert_eq!(
+            problem_fields(&problem),
+            ["amount.amount_minor"],
+            "{amount_minor}"
+        );
     }
     for currency in ["eur", "EURO", ""] {
         let mut body = authorization(Uuid::now_v7(), 100, GOOD_CARD);
         body["amount"]["currency"] = json!(currency);
         let problem = assert_problem(shop.authorize_raw(&body).await, 422).await;
-        assert_eq!(fields(&problem), ["amount.currency"], "{currency:?}");
+        assert_eq!(
+            problem_fields(&problem),
+            ["amount.currency"],
+            "{currency:?}"
+        );
     }
     let mut everything = authorization(Uuid::now_v7(), 0, "1234");
     everything["card"]["cvc"] = json!("1");
     let problem = assert_problem(shop.authorize_raw(&everything).await, 422).await;
     assert_eq!(
-        fields(&problem),
+        problem_fields(&problem),
         ["amount.amount_minor", "card.number", "card.cvc"]
     );
 
