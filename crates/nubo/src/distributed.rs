@@ -23,6 +23,21 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     if settings.mode() != Mode::Distributed {
         anyhow::bail!("NUBO_MODE is embedded: `nubo up --distributed` needs distributed mode");
     }
+    // Every service's port is free now, or nothing starts: a child that cannot bind its port
+    // would otherwise be restarted for ever, each time with the same error.
+    let last = SERVICES.iter().map(|d| port_of(d, args.port)).max();
+    for desc in SERVICES {
+        let port = port_of(desc, args.port);
+        std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+            format!(
+                "{}: cannot listen on 127.0.0.1:{port}; `nubo up` uses ports {} to {}, choose \
+                 another --port",
+                desc.name,
+                args.port,
+                last.unwrap_or(args.port)
+            )
+        })?;
+    }
     let exe = std::env::current_exe().context("cannot find the nubo executable")?;
     let mut shared: BTreeMap<String, String> = BTreeMap::new();
     shared.insert(config::MODE.into(), "distributed".into());

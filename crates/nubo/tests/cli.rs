@@ -219,6 +219,46 @@ fn notifications_without_a_mail_server_in_distributed_mode_stops_before_any_port
 }
 
 #[test]
+fn nubo_up_distributed_with_a_port_taken_names_it_and_starts_nothing() {
+    let port = up_ports();
+    // Something else already listens where catalog would.
+    let _taken = TcpListener::bind(("127.0.0.1", port + 2)).unwrap();
+    let mut command = nubo();
+    command
+        .args(["up", "--distributed", "--port", &port.to_string()])
+        // Named but never reached: the ports are checked before anything starts.
+        .env("NUBO_DATABASE_URL", "postgres://127.0.0.1:9/nubo")
+        .env("NUBO_NATS_URL", "nats://127.0.0.1:9")
+        .env("NUBO_REDIS_URL", "redis://127.0.0.1:9")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = Running(command.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nubo up kept running with a port taken"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains(&format!("catalog: cannot listen on 127.0.0.1:{}", port + 2)),
+        "{stderr}"
+    );
+    assert!(stderr.contains("choose another --port"), "{stderr}");
+    // Nothing was started, so nothing holds the other ports.
+    for other in (port..port + 8).filter(|p| *p != port + 2) {
+        assert!(TcpListener::bind(("127.0.0.1", other)).is_ok(), "{other}");
+    }
+}
+
+#[test]
 fn a_misspelt_variable_is_refused_with_a_suggestion() {
     let mut command = nubo();
     command
