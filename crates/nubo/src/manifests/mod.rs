@@ -72,7 +72,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Not yet measured under load: sized like catalog, whose work per request it resembles.
+    // Measured with `nubo loadgen` (RESOURCES.md): 1.4 ms of CPU per order, 16 MB, so 100m
+    // holds about 70 orders/s.
     Deployment {
         service: "inventory",
         cpu_request_m: 100,
@@ -84,8 +85,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Not yet measured under load: little CPU of its own; most of a request is the provider's
-    // latency, so memory for many concurrent requests matters more.
+    // Measured with `nubo loadgen` (RESOURCES.md): 1.9 ms of CPU per order, 16 MB; most of a
+    // request is the provider's latency, so memory for many concurrent requests matters more.
     Deployment {
         service: "payments",
         cpu_request_m: 100,
@@ -97,8 +98,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Not yet measured under load: every view prices the cart through catalog, so it is sized
-    // like catalog; carts themselves live in Redis.
+    // Measured with `nubo loadgen` (RESOURCES.md): 1.2 ms of CPU per order, 16 MB; carts
+    // themselves live in Redis.
     Deployment {
         service: "cart",
         cpu_request_m: 100,
@@ -110,7 +111,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 7.8 ms of CPU per checkout saga, 19 MB.
+    // Measured with `nubo loadgen` (RESOURCES.md): 7.8 ms of CPU per checkout saga, 19 MB (7.4 to
+    // 7.7 ms on a slower machine since a saga step reads less).
     Deployment {
         service: "orders",
         cpu_request_m: 250,
