@@ -19,6 +19,7 @@ pub use routes::openapi;
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "cart",
     default_port: 8083,
+    ops_port: None,
     // The cart lives in the cache; the database holds only the platform's tables.
     migrations: Migrations::NONE,
     publishes: &[],

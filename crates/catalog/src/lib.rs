@@ -26,6 +26,7 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "catalog",
     default_port: 8082,
+    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,

@@ -21,6 +21,8 @@ pub const CLIENT_IP_HEADER: &str = "NUBO_GATEWAY_CLIENT_IP_HEADER";
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "gateway",
     default_port: 8080,
+    // Its port is the public edge: probes and metrics are served apart, for the cluster only.
+    ops_port: Some(8090),
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],

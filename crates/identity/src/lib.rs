@@ -35,6 +35,7 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "identity",
     default_port: 8081,
+    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,

@@ -29,6 +29,7 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "inventory",
     default_port: 8084,
+    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,

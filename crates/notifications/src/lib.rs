@@ -44,6 +44,7 @@ pub const PAYMENTS_REFUNDED_CONSUMER: &str = "notifications-payments-refunded";
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "notifications",
     default_port: 8087,
+    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,

@@ -13,7 +13,7 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{SERVICES, UpArgs, port_of};
+use crate::{SERVICES, UpArgs, ops_port_of, port_of, ports};
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Validate the shared settings here, so a bad variable is reported once, not by every child.
@@ -25,14 +25,13 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     }
     // Every service's port is free now, or nothing starts: a child that cannot bind its port
     // would otherwise be restarted for ever, each time with the same error.
-    let last = SERVICES.iter().map(|d| port_of(d, args.port)).max();
-    for desc in SERVICES {
-        let port = port_of(desc, args.port);
-        std::net::TcpListener::bind(("127.0.0.1", port)).with_context(|| {
+    let ports = ports(args.port);
+    let last = ports.iter().map(|(_, port)| *port).max();
+    for (name, port) in &ports {
+        std::net::TcpListener::bind(("127.0.0.1", *port)).with_context(|| {
             format!(
-                "{}: cannot listen on 127.0.0.1:{port}; `nubo up` uses ports {} to {}, choose \
-                 another --port",
-                desc.name,
+                "{name}: cannot listen on 127.0.0.1:{port}; `nubo up` uses ports {} to {}, \
+                 choose another --port",
                 args.port,
                 last.unwrap_or(args.port)
             )
@@ -70,6 +69,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             config::HTTP_ADDR.into(),
             format!("127.0.0.1:{}", port_of(desc, args.port)),
         );
+        if let Some(port) = ops_port_of(desc, args.port) {
+            vars.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
+        }
         supervisors.spawn(supervise(
             exe.clone(),
             desc.name,

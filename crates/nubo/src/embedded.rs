@@ -14,7 +14,7 @@ use nubo_platform::telemetry::{self, TelemetryConfig};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::{SERVICES, UpArgs, port_of};
+use crate::{SERVICES, UpArgs, ops_port_of, port_of};
 
 /// The demo accounts identity seeds: email and password.
 const DEMO_CUSTOMER: (&str, &str) = ("customer@nubo.example", "nubo-customer-demo");
@@ -39,6 +39,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
             data_dir: args.data_dir.clone(),
         };
         settings.http_addr = SocketAddr::from(([127, 0, 0, 1], port_of(desc, args.port)));
+        settings.ops_addr =
+            ops_port_of(desc, args.port).map(|port| SocketAddr::from(([127, 0, 0, 1], port)));
         if let Some(seed) = seed {
             settings.seed_demo_data = seed;
         }
@@ -64,15 +66,18 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         format: first.log_format,
         otlp_endpoint: first.otlp_endpoint.as_deref(),
     })?;
+    nubo_platform::server::raise_open_file_limit();
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create data directory {}", args.data_dir.display()))?;
     let bus = Bus::embedded(&args.data_dir.join("events.db")).await?;
 
     let mut apps = Vec::new();
     let mut urls = BTreeMap::new();
+    let mut ops_urls = BTreeMap::new();
     for (desc, settings, own) in planned {
         let app = Application::bind(desc, settings, own).await?;
         urls.insert(desc.name.to_owned(), app.local_url());
+        ops_urls.insert(desc.name.to_owned(), app.ops_url());
         apps.push(app);
     }
     let token = CancellationToken::new();
@@ -102,7 +107,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let mut failure = None;
     tokio::select! {
-        _ = all_started => announce(&urls, args.port, clock, seeded),
+        _ = all_started => announce(&ops_urls, args.port, clock, seeded),
         Some(done) = running.join_next() => {
             failure = Some(flatten(done));
             token.cancel();
@@ -125,7 +130,8 @@ fn flatten(done: Result<anyhow::Result<()>, tokio::task::JoinError>) -> anyhow::
     done.context("a service crashed")?
 }
 
-fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, seeded: bool) {
+/// `ops_urls`: where each service's probes and metrics are.
+fn announce(ops_urls: &BTreeMap<String, String>, port: u16, clock: Instant, seeded: bool) {
     let mut text = format!(
         "\nnubo is up in {} ms. Open http://127.0.0.1:{port}/\n\n",
         clock.elapsed().as_millis()
@@ -133,7 +139,7 @@ fn announce(urls: &BTreeMap<String, String>, port: u16, clock: Instant, seeded: 
     text.push_str(&format!(
         "  shop API   http://127.0.0.1:{port}/api/v1/products\n"
     ));
-    for (name, url) in urls {
+    for (name, url) in ops_urls {
         text.push_str(&format!("  {name:<13}{url}  (/readyz, /metrics)\n"));
     }
     if seeded {

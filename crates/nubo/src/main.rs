@@ -108,9 +108,29 @@ pub fn service(name: &str) -> &'static ServiceDescription {
 
 /// The port of `desc` when the gateway is on `gateway_port`.
 pub fn port_of(desc: &ServiceDescription, gateway_port: u16) -> u16 {
-    let offset = desc
-        .default_port
-        .saturating_sub(nubo_gateway::SERVICE.default_port);
+    shifted(desc.default_port, gateway_port)
+}
+
+/// The port of `desc`'s probes and metrics, if they have one of their own, when the gateway is
+/// on `gateway_port`.
+pub fn ops_port_of(desc: &ServiceDescription, gateway_port: u16) -> Option<u16> {
+    desc.ops_port.map(|port| shifted(port, gateway_port))
+}
+
+/// Every port `nubo up` opens when the gateway is on `gateway_port`, with the service it is for.
+pub fn ports(gateway_port: u16) -> Vec<(&'static str, u16)> {
+    SERVICES
+        .iter()
+        .flat_map(|desc| {
+            std::iter::once(port_of(desc, gateway_port))
+                .chain(ops_port_of(desc, gateway_port))
+                .map(|port| (desc.name, port))
+        })
+        .collect()
+}
+
+fn shifted(default_port: u16, gateway_port: u16) -> u16 {
+    let offset = default_port.saturating_sub(nubo_gateway::SERVICE.default_port);
     gateway_port.saturating_add(offset)
 }
 
@@ -216,6 +236,7 @@ fn describe() -> serde_json::Value {
             serde_json::json!({
                 "name": s.name,
                 "port": s.default_port,
+                "ops_port": s.ops_port,
                 "url_variable": s.url_variable(),
                 "publishes": s.publishes,
                 "consumes": s.consumes.iter().map(|c| serde_json::json!({
@@ -225,7 +246,10 @@ fn describe() -> serde_json::Value {
                 "env": s.env.iter().map(|(name, meaning, default)| serde_json::json!({
                     "name": name, "meaning": meaning, "default": default,
                 })).collect::<Vec<_>>(),
-                "probes": { "liveness": "/livez", "readiness": "/readyz", "startup": "/startupz" },
+                "probes": {
+                    "port": s.ops_port.unwrap_or(s.default_port),
+                    "liveness": "/livez", "readiness": "/readyz", "startup": "/startupz",
+                },
                 "metrics": "/metrics",
             })
         })

@@ -57,13 +57,15 @@ fn free_ports(count: u16) -> u16 {
     panic!("no {count} consecutive free ports below {ephemeral_start}");
 }
 
-/// Ports `nubo up` uses: the gateway's and one per service above it.
+/// Ports `nubo up` uses: the gateway's and one per service above it, and the gateway's probes'
+/// port above those.
 fn up_ports() -> u16 {
     let services = nubo().arg("services").output().unwrap().stdout;
     let services = serde_json::from_slice::<Vec<Value>>(&services).unwrap();
     let highest = services
         .iter()
-        .filter_map(|s| s["port"].as_u64())
+        .flat_map(|s| [s["port"].as_u64(), s["ops_port"].as_u64()])
+        .flatten()
         .max()
         .unwrap();
     let gateway = services
@@ -115,6 +117,11 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Where the probes of a gateway on `port` are (`nubo up` keeps them off its public port).
+fn gateway_ops(port: u16) -> String {
+    format!("http://127.0.0.1:{}", port + 10)
 }
 
 fn wait_ready(url: &str, child: &mut Child) {
@@ -344,7 +351,7 @@ fn nubo_up_serves_the_seeded_shop_and_stops_cleanly_on_sigterm() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let gateway = format!("http://127.0.0.1:{port}");
-    wait_ready(&gateway, &mut child);
+    wait_ready(&gateway_ops(port), &mut child);
     wait_ready(&format!("http://127.0.0.1:{}", port + 2), &mut child);
     let page: Value = reqwest::blocking::get(format!("{gateway}/api/v1/products?per_page=100"))
         .unwrap()
@@ -554,7 +561,7 @@ fn nubo_up_distributed_restarts_a_crashed_service_and_stops_everything_on_sigter
     );
     let gateway = format!("http://127.0.0.1:{port}");
     let catalog = format!("http://127.0.0.1:{}", port + 2);
-    wait_ready(&gateway, &mut parent);
+    wait_ready(&gateway_ops(port), &mut parent);
     wait_ready(&catalog, &mut parent);
     let page: Value = reqwest::blocking::get(format!("{gateway}/api/v1/products"))
         .unwrap()

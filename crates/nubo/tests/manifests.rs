@@ -140,51 +140,73 @@ fn ports_and_probe_paths_are_what_the_running_service_serves() {
     for service in services() {
         let name = service["name"].as_str().unwrap();
         let port = service["port"].as_u64().unwrap();
+        // Where the service serves its probes and metrics: its port, or (the gateway) its own.
+        let ops_port = service["ops_port"].as_u64();
+        let probes_port = service["probes"]["port"].as_u64().unwrap();
+        assert_eq!(probes_port, ops_port.unwrap_or(port), "{name}");
         let deployment = find(&objects, "Deployment", name).unwrap();
         let pod = &deployment["spec"]["template"];
         let container = &pod["spec"]["containers"][0];
         assert_eq!(container["ports"][0]["containerPort"], port, "{name}");
+        let named_port = |port_name: &str| {
+            container["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == port_name)
+                .and_then(|p| p["containerPort"].as_u64())
+                .unwrap_or_else(|| panic!("{name} has no container port named {port_name}"))
+        };
         let svc =
             find(&objects, "Service", name).unwrap_or_else(|| panic!("no Service for {name}"));
         assert_eq!(svc["spec"]["ports"][0]["port"], port, "{name}");
         assert_eq!(
             pod["metadata"]["annotations"]["prometheus.io/port"],
-            port.to_string(),
+            probes_port.to_string(),
             "{name}"
         );
 
-        let mut paths: Vec<String> = ["startupProbe", "livenessProbe", "readinessProbe"]
-            .iter()
-            .map(|p| {
-                container[*p]["httpGet"]["path"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
+        let mut paths: Vec<String> = Vec::new();
+        for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+            let get = &container[probe]["httpGet"];
+            assert_eq!(
+                named_port(get["port"].as_str().unwrap()),
+                probes_port,
+                "{name}'s {probe} probes where its probes are"
+            );
+            paths.push(get["path"].as_str().unwrap().to_owned());
+        }
         paths.push(
             pod["metadata"]["annotations"]["prometheus.io/path"]
                 .as_str()
                 .unwrap()
                 .to_owned(),
         );
-        // Ask the service itself: run it and request every path a manifest names.
-        let local = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        // Ask the service itself: run it and request every path a manifest names, where it says.
+        let free = || {
+            TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port()
+        };
+        let local = free();
         let data = tempfile::tempdir().unwrap();
-        let mut child = nubo()
+        let mut command = nubo();
+        command
             .args(["serve", name])
             .env("NUBO_MODE", "embedded")
             .env("NUBO_DATA_DIR", data.path())
             .env("NUBO_HTTP_ADDR", format!("127.0.0.1:{local}"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{local}");
+            .stderr(Stdio::null());
+        let mut probed = local;
+        if ops_port.is_some() {
+            probed = free();
+            command.env("NUBO_OPS_ADDR", format!("127.0.0.1:{probed}"));
+        }
+        let mut child = command.spawn().unwrap();
+        let url = format!("http://127.0.0.1:{probed}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while reqwest::blocking::get(format!("{url}/startupz"))
             .map(|r| r.status() != 200)

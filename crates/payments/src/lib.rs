@@ -27,6 +27,7 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "payments",
     default_port: 8086,
+    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,

@@ -45,6 +45,8 @@ pub struct Application {
     settings: Arc<Settings>,
     env: BTreeMap<String, String>,
     listener: TcpListener,
+    /// The probes' and `/metrics`' own port, when they are kept off the service's port.
+    ops_listener: Option<TcpListener>,
     health: Health,
     metrics: Metrics,
     /// Released once start-up finished: the service counts as starting from the moment it binds.
@@ -61,12 +63,22 @@ impl Application {
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("{}: cannot listen on {}", desc.name, settings.http_addr))?;
+        let ops_listener = match settings.ops_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+                format!(
+                    "{}: cannot listen on {addr} (probes and metrics)",
+                    desc.name
+                )
+            })?),
+            None => None,
+        };
         let health = Health::new(desc.name);
         Ok(Self {
             desc,
             settings: Arc::new(settings),
             env,
             listener,
+            ops_listener,
             starting: health.hold(),
             health,
             metrics: Metrics::new(desc.name),
@@ -80,6 +92,15 @@ impl Application {
     /// A URL other processes on this machine can reach it at.
     pub fn local_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// Where its probes and `/metrics` are served: its own URL unless they have a port of their
+    /// own.
+    pub fn ops_url(&self) -> String {
+        match self.ops_listener.as_ref().and_then(|l| l.local_addr().ok()) {
+            Some(addr) => format!("http://127.0.0.1:{}", addr.port()),
+            None => self.local_url(),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -103,6 +124,7 @@ impl Application {
             settings,
             env,
             listener,
+            ops_listener,
             health,
             metrics,
             starting,
@@ -122,14 +144,29 @@ impl Application {
             body_limit_bytes: settings.body_limit_bytes,
             concurrency_limit: settings.concurrency_limit,
         };
-        let app = server::stack(app, &config, &health, &metrics);
+        let app = server::stack(app, &config, &health, &metrics, ops_listener.is_none());
+        let limits = settings.connection_limits;
         let server = tokio::spawn(server::serve(
             listener,
             app,
+            limits,
+            metrics.clone(),
             health.clone(),
             local.clone().cancelled_owned(),
             settings.shutdown_timeout,
         ));
+        // The ops port serves and closes with the service's.
+        let ops = ops_listener.map(|listener| {
+            tokio::spawn(server::serve(
+                listener,
+                server::ops(&health, &metrics),
+                limits,
+                metrics.clone(),
+                health.clone(),
+                local.clone().cancelled_owned(),
+                settings.shutdown_timeout,
+            ))
+        });
 
         let mut background = JoinSet::new();
         let started = tokio::select! {
@@ -149,12 +186,18 @@ impl Application {
             Err(e) => {
                 local.cancel();
                 let _ = server.await;
+                if let Some(ops) = ops {
+                    let _ = ops.await;
+                }
                 return Err(e.context(format!("{} failed to start", desc.name)));
             }
         };
         // One deadline for the whole stop, counted from the moment it was asked for.
         let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
         let served = server.await.context("server task failed")?;
+        if let Some(ops) = ops {
+            ops.await.context("ops server task failed")??;
+        }
         // Background work gets what is left of it.
         let drained = tokio::time::timeout_at(deadline, async {
             while background.join_next().await.is_some() {}

@@ -45,7 +45,12 @@ pub fn settings_for(
     desc: &ServiceDescription,
     default_mode: Mode,
 ) -> ServiceEnvironment {
-    let settings = Settings::read(env, default_mode, desc.default_port);
+    let mut settings = Settings::read(env, default_mode, desc.default_port);
+    if settings.ops_addr.is_none()
+        && let Some(port) = desc.ops_port
+    {
+        settings.ops_addr = Some(std::net::SocketAddr::new(settings.http_addr.ip(), port));
+    }
     let own: BTreeMap<String, String> = desc
         .env
         .iter()
@@ -134,6 +139,7 @@ pub async fn serve(desc: &'static ServiceDescription) -> anyhow::Result<()> {
         format: settings.log_format,
         otlp_endpoint: settings.otlp_endpoint.as_deref(),
     })?;
+    crate::server::raise_open_file_limit();
     let app = Application::bind(desc, settings, own).await?;
     tracing::info!(service = desc.name, port = app.port(), "listening");
     let token = CancellationToken::new();

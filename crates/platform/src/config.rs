@@ -11,8 +11,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::server::ConnectionLimits;
+
 pub const MODE: &str = "NUBO_MODE";
 pub const HTTP_ADDR: &str = "NUBO_HTTP_ADDR";
+pub const OPS_ADDR: &str = "NUBO_OPS_ADDR";
+pub const HTTP_HEADER_TIMEOUT_MS: &str = "NUBO_HTTP_HEADER_TIMEOUT_MS";
+pub const HTTP_MAX_CONNECTIONS: &str = "NUBO_HTTP_MAX_CONNECTIONS";
+pub const HTTP_MAX_CONNECTIONS_PER_CLIENT: &str = "NUBO_HTTP_MAX_CONNECTIONS_PER_CLIENT";
 pub const DATA_DIR: &str = "NUBO_DATA_DIR";
 pub const DATABASE_URL: &str = "NUBO_DATABASE_URL";
 pub const DB_MAX_CONNECTIONS: &str = "NUBO_DB_MAX_CONNECTIONS";
@@ -75,6 +81,26 @@ pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
         HTTP_ADDR,
         "address the service listens on",
         "0.0.0.0:<service port>",
+    ),
+    (
+        OPS_ADDR,
+        "address the probes and /metrics listen on, apart from the service's own port (the gateway keeps them off its public port)",
+        "unset: the service's own port; gateway 0.0.0.0:8090",
+    ),
+    (
+        HTTP_HEADER_TIMEOUT_MS,
+        "how long a client may take to send a request's headers, and a kept-alive connection may stay idle, before it is closed",
+        "5000",
+    ),
+    (
+        HTTP_MAX_CONNECTIONS,
+        "connections a listener keeps open at once; more are closed as they arrive",
+        "8192",
+    ),
+    (
+        HTTP_MAX_CONNECTIONS_PER_CLIENT,
+        "connections one client address may keep open at once (0: no bound, e.g. behind a proxy that is the only client)",
+        "512",
     ),
     (
         DATA_DIR,
@@ -378,6 +404,9 @@ pub enum Backing {
 pub struct Settings {
     pub backing: Backing,
     pub http_addr: SocketAddr,
+    /// Where probes and `/metrics` are served when not on `http_addr`.
+    pub ops_addr: Option<SocketAddr>,
+    pub connection_limits: ConnectionLimits,
     pub namespace: String,
     pub nats_replicas: usize,
     pub db_max_connections: u32,
@@ -453,6 +482,19 @@ impl Settings {
         Self {
             backing,
             http_addr: env.get(HTTP_ADDR, default_addr),
+            ops_addr: env
+                .raw(OPS_ADDR)
+                .is_some()
+                .then(|| env.get(OPS_ADDR, default_addr)),
+            connection_limits: ConnectionLimits {
+                header_timeout: Duration::from_millis(env.bounded(
+                    HTTP_HEADER_TIMEOUT_MS,
+                    5_000,
+                    600_000,
+                )),
+                max_connections: env.bounded(HTTP_MAX_CONNECTIONS, 8192, 1_000_000) as usize,
+                max_per_client: env.get(HTTP_MAX_CONNECTIONS_PER_CLIENT, 512usize),
+            },
             namespace,
             nats_replicas: env.bounded(NATS_REPLICAS, 1, 5) as usize,
             db_max_connections: env.bounded(DB_MAX_CONNECTIONS, 10, 1000) as u32,

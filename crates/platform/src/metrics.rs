@@ -40,6 +40,11 @@ pub struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PoolLabels {
     pub state: &'static str,
 }
@@ -56,6 +61,8 @@ pub struct Metrics {
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub http_in_flight: Gauge,
+    pub http_connections: Gauge,
+    pub http_connections_refused: Family<ConnectionLabels, Counter>,
     pub client: ClientMetrics,
     pub events_published: Counter,
     pub events_handled: Family<OutcomeLabels, Counter>,
@@ -90,6 +97,18 @@ impl Metrics {
             "http_requests_in_flight",
             "HTTP requests being handled now",
             http_in_flight.clone(),
+        );
+        let http_connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "HTTP connections open now",
+            http_connections.clone(),
+        );
+        let http_connections_refused = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "http_connections_refused",
+            "Connections closed at once because the listener (server_full) or the client (client_full) had as many open as allowed",
+            http_connections_refused.clone(),
         );
         let client = ClientMetrics::register(&mut registry);
         let events_published = Counter::default();
@@ -127,6 +146,8 @@ impl Metrics {
             http_requests,
             http_duration,
             http_in_flight,
+            http_connections,
+            http_connections_refused,
             client,
             events_published,
             events_handled,

@@ -35,6 +35,9 @@ pub struct ServiceDescription {
     pub name: &'static str,
     /// The port it listens on unless told otherwise; also its port in `nubo up`.
     pub default_port: u16,
+    /// A port of its own for the probes and `/metrics`, kept off the service's port: for a
+    /// service whose port the internet reaches (the gateway). `None` serves them on its port.
+    pub ops_port: Option<u16>,
     pub migrations: Migrations,
     /// Subjects of the events it writes to its outbox.
     pub publishes: &'static [&'static str],

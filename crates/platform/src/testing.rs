@@ -93,6 +93,8 @@ pub struct TestSystem {
     base: Settings,
     bus: Option<Bus>,
     urls: BTreeMap<String, String>,
+    /// Where each service's probes and metrics are, when not at its URL (the gateway's).
+    ops_urls: BTreeMap<String, String>,
     services: BTreeMap<&'static str, Running>,
     _dir: tempfile::TempDir,
 }
@@ -112,6 +114,7 @@ impl TestSystem {
         env: &[(&str, &str)],
     ) -> Self {
         crate::telemetry::init_for_tests();
+        crate::server::raise_open_file_limit();
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut base = Settings::embedded(dir.path());
         base.shutdown_timeout = Duration::from_secs(5);
@@ -142,6 +145,7 @@ impl TestSystem {
             base,
             bus,
             urls: BTreeMap::new(),
+            ops_urls: BTreeMap::new(),
             services: BTreeMap::new(),
             _dir: dir,
         };
@@ -153,10 +157,11 @@ impl TestSystem {
                 .filter(|(name, _)| desc.env.iter().any(|(declared, _, _)| declared == name))
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect();
-            let app = Application::bind(desc, system.base.clone(), own.clone())
+            let app = Application::bind(desc, system.settings_of(desc), own.clone())
                 .await
                 .expect("bind");
             system.urls.insert(desc.name.to_owned(), app.local_url());
+            system.ops_urls.insert(desc.name.to_owned(), app.ops_url());
             bound.push((*desc, app, own));
         }
         // A service a test leaves out is down as far as the others can tell: its address is a
@@ -173,7 +178,8 @@ impl TestSystem {
             }
         }
         for (desc, app, own) in bound {
-            system.run(desc, app, system.base.clone(), own);
+            let settings = system.settings_of(desc);
+            system.run(desc, app, settings, own);
         }
         for desc in services {
             system.wait_ready(desc.name).await;
@@ -212,6 +218,16 @@ impl TestSystem {
         &self.base
     }
 
+    /// The settings `desc` starts with: the shared ones, and a port of its own for its probes
+    /// if it keeps them apart.
+    fn settings_of(&self, desc: &ServiceDescription) -> Settings {
+        let mut settings = self.base.clone();
+        if desc.ops_port.is_some() {
+            settings.ops_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        }
+        settings
+    }
+
     fn run(
         &mut self,
         desc: &'static ServiceDescription,
@@ -246,9 +262,17 @@ impl TestSystem {
             .unwrap_or_else(|| panic!("{service} is not running in this test"))
     }
 
+    /// Where `service`'s probes and `/metrics` are served.
+    pub fn ops_url(&self, service: &str) -> String {
+        self.ops_urls
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| panic!("{service} is not running in this test"))
+    }
+
     /// Waits until `/readyz` of `service` answers 200.
     pub async fn wait_ready(&self, service: &str) {
-        let url = format!("{}/readyz", self.url(service));
+        let url = format!("{}/readyz", self.ops_url(service));
         let client = reqwest::Client::new();
         for _ in 0..300 {
             if let Ok(r) = client.get(&url).send().await
@@ -263,7 +287,7 @@ impl TestSystem {
 
     /// `service`'s `/metrics` text.
     pub async fn metrics(&self, service: &str) -> String {
-        let url = format!("{}/metrics", self.url(service));
+        let url = format!("{}/metrics", self.ops_url(service));
         reqwest::get(url)
             .await
             .expect("metrics reachable")
@@ -298,6 +322,12 @@ impl TestSystem {
         let running = self.services.remove(service).expect("present");
         let mut settings = running.settings.clone();
         settings.http_addr = SocketAddr::from(([127, 0, 0, 1], running.port));
+        if settings.ops_addr.is_some() {
+            let ops: SocketAddr = self.ops_url(service)["http://".len()..]
+                .parse()
+                .expect("an ops address");
+            settings.ops_addr = Some(ops);
+        }
         let app = Application::bind(running.desc, settings.clone(), running.env.clone())
             .await
             .expect("rebind");

@@ -1,6 +1,7 @@
 //! The gateway as a shopper and an operator see it: one entry point in front of catalog, in
 //! both modes.
 
+mod edge;
 mod openapi;
 mod storefront;
 

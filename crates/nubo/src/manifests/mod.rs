@@ -266,6 +266,7 @@ mod tests {
     static WORKER: ServiceDescription = ServiceDescription {
         name: "notifications",
         default_port: 8087,
+        ops_port: None,
         migrations: Migrations::NONE,
         publishes: &[],
         consumes: &[Consumes {

@@ -99,8 +99,10 @@ pub fn policies(all: &[&'static ServiceDescription]) -> Vec<Value> {
             // The edge: the ingress controller or load balancer, from wherever it runs.
             ingress.push(json!({ "ports": tcp(&[port, LINKERD_INBOUND]) }));
         }
+        // Metrics are scraped where they are served: the gateway's ops port, else the service's.
+        let metrics = desc.ops_port.unwrap_or(port);
         ingress.push(
-            json!({ "from": [namespace("monitoring")], "ports": tcp(&[port, LINKERD_ADMIN]) }),
+            json!({ "from": [namespace("monitoring")], "ports": tcp(&[metrics, LINKERD_ADMIN]) }),
         );
         let mut egress: Vec<Value> = desc
             .calls

@@ -44,9 +44,10 @@ pub fn config() -> Vec<Value> {
     })]
 }
 
-fn probe(path: &str, period: u32, failures: u32) -> Value {
+/// `port`: the name of the container port serving the probes.
+fn probe(path: &str, port: &str, period: u32, failures: u32) -> Value {
     json!({
-        "httpGet": { "path": path, "port": "http" },
+        "httpGet": { "path": path, "port": port },
         "periodSeconds": period,
         "timeoutSeconds": 3,
         "failureThreshold": failures,
@@ -75,6 +76,15 @@ pub fn service(
 ) -> Vec<Value> {
     let name = desc.name;
     let port = desc.default_port;
+    // The gateway keeps its probes and metrics off its public port, on a port of their own.
+    let (probes, metrics_port) = match desc.ops_port {
+        Some(ops) => ("ops", ops),
+        None => ("http", port),
+    };
+    let mut ports = vec![json!({ "name": "http", "containerPort": port, "protocol": "TCP" })];
+    if let Some(ops) = desc.ops_port {
+        ports.push(json!({ "name": "ops", "containerPort": ops, "protocol": "TCP" }));
+    }
     let deployment = json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -90,7 +100,7 @@ pub fn service(
                     "labels": labels(name),
                     "annotations": {
                         "prometheus.io/scrape": "true",
-                        "prometheus.io/port": port.to_string(),
+                        "prometheus.io/port": metrics_port.to_string(),
                         "prometheus.io/path": "/metrics",
                         // Under Linkerd the proxy must not stop before the service has drained.
                         "config.alpha.linkerd.io/proxy-wait-before-exit-seconds": (PRE_STOP_SECS + SHUTDOWN_SECS).to_string(),
@@ -111,12 +121,12 @@ pub fn service(
                         "name": name,
                         "image": format!("{}:latest", image(name)),
                         "imagePullPolicy": "IfNotPresent",
-                        "ports": [{ "name": "http", "containerPort": port, "protocol": "TCP" }],
+                        "ports": ports,
                         "envFrom": [{ "configMapRef": { "name": "nubo-config" } }],
                         "env": env(desc, d),
-                        "startupProbe": probe("/startupz", 2, 90),
-                        "livenessProbe": probe("/livez", 10, 3),
-                        "readinessProbe": probe("/readyz", 5, 2),
+                        "startupProbe": probe("/startupz", probes, 2, 90),
+                        "livenessProbe": probe("/livez", probes, 10, 3),
+                        "readinessProbe": probe("/readyz", probes, 5, 2),
                         // Kubernetes' own sleep: the image has no shell. Endpoints drop the pod
                         // while it still serves, then SIGTERM starts the graceful shutdown.
                         "lifecycle": { "preStop": { "sleep": { "seconds": PRE_STOP_SECS } } },

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub static PROBE: ServiceDescription = ServiceDescription {
     name: "probe",
     default_port: 0,
+    ops_port: None,
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],

@@ -7,17 +7,25 @@
 //!    shape.
 //! 2. request id: set `x-request-id` if the client sent none, and echo it, before anything logs.
 //! 3. probes and `/metrics` branch off here: under load shedding a probe must still answer, and
-//!    scrapes should not count as traffic.
+//!    scrapes should not count as traffic. A service at the public edge (the gateway) serves them
+//!    on a port of their own instead ([`ops`]), never on the port the internet reaches.
 //! 4. `observe`: the request's span (continuing the caller's trace), RED metrics and in-flight
 //!    gauge; outside the layers below so shed, timed-out and panicked requests are counted too.
-//! 5. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
-//! 6. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
+//! 5. the path's normal form ([`path`]): a path that could mean two things is refused before any
+//!    router reads it, and the refusal is counted like any other answer.
+//! 6. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
+//! 7. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
 //!    once rather than queue without bound.
-//! 7. timeout: a handler past its deadline is dropped and answered 503.
-//! 8. body limit: refuse oversized bodies before a handler buffers them.
+//! 8. timeout: a handler past its deadline is dropped and answered 503.
+//! 9. body limit: refuse oversized bodies before a handler buffers them.
+//!
+//! Connections are accepted in [`listen`]: header and idle timeouts, bounded connections.
 
-use std::future::Future;
-use std::net::SocketAddr;
+mod listen;
+pub mod path;
+
+pub use listen::{ConnectionLimits, raise_open_file_limit, serve};
+
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -56,31 +64,56 @@ pub fn label_routes(router: Router) -> Router {
         .fallback(unknown_route)
 }
 
-/// Wraps a service's router in the platform's stack and adds `/livez`, `/readyz`, `/startupz`
-/// and `/metrics`.
-pub fn stack(app: Router, config: &StackConfig, health: &Health, metrics: &Metrics) -> Router {
+/// Wraps a service's router in the platform's stack and, unless `probes` is false (they are
+/// served by [`ops`] on a port of their own), adds `/livez`, `/readyz`, `/startupz` and
+/// `/metrics`.
+pub fn stack(
+    app: Router,
+    config: &StackConfig,
+    health: &Health,
+    metrics: &Metrics,
+    probes: bool,
+) -> Router {
     let app = app.layer(DefaultBodyLimit::max(config.body_limit_bytes));
     let guarded = ServiceBuilder::new()
         .layer(middleware::from_fn_with_state(
             (config.service, metrics.clone()),
             observe,
         ))
+        .layer(middleware::from_fn(path::refuse_abnormal))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(HandleErrorLayer::new(overload_to_problem))
         .load_shed()
         .concurrency_limit(config.concurrency_limit)
         .timeout(config.request_timeout)
         .service(app);
+    let router = if probes {
+        probe_routes(health, metrics)
+    } else {
+        Router::new()
+    };
+    outer(router.fallback_service(guarded))
+}
+
+/// The router of an ops port: the probes and `/metrics`, and nothing else.
+pub fn ops(health: &Health, metrics: &Metrics) -> Router {
+    outer(probe_routes(health, metrics).fallback(unknown_route))
+}
+
+fn probe_routes(health: &Health, metrics: &Metrics) -> Router {
     Router::new()
         .merge(health.routes())
         .route("/metrics", get(metrics_text).with_state(metrics.clone()))
-        .fallback_service(guarded)
-        .layer(
-            ServiceBuilder::new()
-                .layer(middleware::map_response(rescue))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id()),
-        )
+}
+
+/// The layers every answer passes through, probes included.
+fn outer(router: Router) -> Router {
+    router.layer(
+        ServiceBuilder::new()
+            .layer(middleware::map_response(rescue))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id()),
+    )
 }
 
 #[derive(Clone)]
@@ -245,41 +278,6 @@ async fn rescue(response: Response) -> Response {
         }
     }
     rescued
-}
-
-/// Serves `app` on `listener` until `shutdown` resolves; then `health` turns not ready, the
-/// listener closes, and in-flight requests get `deadline` to finish before they are cut off.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    app: Router,
-    health: Health,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-    deadline: Duration,
-) -> std::io::Result<()> {
-    let (draining_tx, draining_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        health.start_draining();
-        let _ = draining_tx.send(());
-    });
-    let cut_off = async move {
-        if draining_rx.await.is_ok() {
-            tokio::time::sleep(deadline).await;
-        } else {
-            std::future::pending::<()>().await;
-        }
-    };
-    tokio::select! {
-        served = server => served,
-        _ = cut_off => {
-            tracing::warn!(?deadline, "in-flight requests did not finish before the shutdown deadline");
-            Ok(())
-        }
-    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).
