@@ -11,19 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use nubo_contracts::Sku;
 use nubo_contracts::cart::{AddLine, CartView, MAX_QUANTITY, OrderedLines, SetQuantity};
+use nubo_contracts::catalog::CatalogClient;
 use nubo_platform::auth::{Admin, Caller};
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::StatusCode;
 use nubo_platform::axum::routing::{get, put};
 use nubo_platform::axum::{self, Extension, Router};
-use nubo_platform::client::ClientError;
 use nubo_platform::error::{FieldError, Json, Path};
 use nubo_platform::futures::future::try_join_all;
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Context};
-use serde::Deserialize;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -357,31 +357,24 @@ async fn require_in_catalog(ctx: &Context, sku: &str) -> Result<Priced, ApiError
         .ok_or_else(|| ApiError::invalid("sku", format!("{sku} is not in the catalog")))
 }
 
-#[derive(Deserialize)]
-struct SearchPage {
-    items: Vec<Priced>,
-}
-
-/// The catalog's product with exactly this SKU, found through its search (which indexes SKUs).
+/// The catalog's product with exactly this SKU, if it has one.
 async fn lookup(ctx: &Context, sku: &str) -> Result<Option<Priced>, ApiError> {
-    // A SKU is upper-case letters, digits and dashes: nothing in it needs escaping.
-    let path = format!("/api/v1/products/search?q={sku}&per_page=100");
-    let page: SearchPage = ctx
-        .client("catalog")
-        .get_json(&path)
+    let Ok(sku) = Sku::parse(sku) else {
+        return Ok(None);
+    };
+    let found = CatalogClient::of(ctx)
+        .product_with_sku(&sku)
         .await
-        .map_err(catalog_error)?;
-    Ok(page.items.into_iter().find(|p| p.sku == sku))
-}
-
-fn catalog_error(e: ClientError) -> ApiError {
-    match e {
-        ClientError::CircuitOpen { .. }
-        | ClientError::Timeout { .. }
-        | ClientError::Connect { .. }
-        | ClientError::Transport { .. } => {
-            ApiError::Unavailable("the catalog cannot be reached; try again".into())
-        }
-        other => ApiError::internal(other),
-    }
+        .map_err(|e| match e {
+            e if e.is_transient() => {
+                tracing::warn!(error = %e, "cannot read the catalog");
+                ApiError::Unavailable("the catalog cannot be reached; try again".into())
+            }
+            other => ApiError::internal(other),
+        })?;
+    Ok(found.map(|p| Priced {
+        sku: p.sku,
+        name: p.name,
+        price: p.price,
+    }))
 }

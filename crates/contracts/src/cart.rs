@@ -2,6 +2,8 @@
 //! (`GET /internal/v1/carts/{user_id}`, never routed by the gateway). Names and prices are read
 //! from the catalog when the cart is shown, so a cart never carries a stale price.
 
+use nubo_platform::Context;
+use nubo_platform::client::{Call, CallError, ServiceClient};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -81,4 +83,36 @@ pub struct SetQuantity {
 pub struct AddLine {
     pub sku: String,
     pub quantity: i64,
+}
+
+/// The cart's internal API, as orders calls it.
+#[derive(Clone)]
+pub struct CartClient(ServiceClient);
+
+impl CartClient {
+    pub const SERVICE: &'static str = "cart";
+
+    /// The client of a service that declared cart in its `calls`.
+    pub fn of(ctx: &Context) -> Self {
+        Self(ctx.client(Self::SERVICE).clone())
+    }
+
+    /// A customer's cart, priced from the catalog now.
+    pub async fn cart(&self, user_id: Uuid) -> Result<CartView, CallError> {
+        self.0.call(Call::get(internal_cart_path(user_id))).await
+    }
+
+    /// Takes a completed order's lines out of the customer's cart, once per order however often
+    /// it is sent.
+    pub async fn take_ordered(
+        &self,
+        user_id: Uuid,
+        order_id: Uuid,
+        lines: &OrderedLines,
+    ) -> Result<(), CallError> {
+        let call = Call::put(internal_ordered_path(user_id, order_id))
+            .json(lines)
+            .idempotent_on(order_id);
+        self.0.call::<serde::de::IgnoredAny>(call).await.map(|_| ())
+    }
 }

@@ -5,7 +5,9 @@
 //! id, so a saga may retry any step; a release that lands before its reserve leaves a tombstone,
 //! and the late reserve is refused.
 
+use nubo_platform::Context;
 use nubo_platform::chrono::{DateTime, Utc};
+use nubo_platform::client::{Call, CallError, ServiceClient};
 use nubo_platform::events::Event;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -94,4 +96,42 @@ pub const EXPIRED: &str = "expired";
 
 impl Event for StockReleased {
     const SUBJECT: &'static str = "inventory.stock_released.v1";
+}
+
+/// Inventory's internal API, as orders calls it. Every call is idempotent on the reservation id.
+#[derive(Clone)]
+pub struct InventoryClient(ServiceClient);
+
+impl InventoryClient {
+    pub const SERVICE: &'static str = "inventory";
+
+    /// The client of a service that declared inventory in its `calls`.
+    pub fn of(ctx: &Context) -> Self {
+        Self(ctx.client(Self::SERVICE).clone())
+    }
+
+    /// Holds the lines' stock, all or none (refused when some line has too little).
+    pub async fn reserve(&self, request: &ReserveStock) -> Result<Reservation, CallError> {
+        let call = Call::post(RESERVATIONS_PATH)
+            .json(request)
+            .idempotent_on(request.reservation_id);
+        self.0.call(call).await
+    }
+
+    pub async fn reservation(&self, id: Uuid) -> Result<Reservation, CallError> {
+        self.0.call(Call::get(reservation_path(id))).await
+    }
+
+    /// Turns held stock into sold stock.
+    pub async fn commit(&self, id: Uuid) -> Result<Reservation, CallError> {
+        self.0
+            .call(Call::post(commit_path(id)).idempotent_on(id))
+            .await
+    }
+
+    /// Gives held stock back (refused once committed).
+    pub async fn release(&self, id: Uuid, why: &ReleaseStock) -> Result<Reservation, CallError> {
+        let call = Call::post(release_path(id)).json(why).idempotent_on(id);
+        self.0.call(call).await
+    }
 }

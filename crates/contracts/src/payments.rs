@@ -6,7 +6,9 @@
 //! decline is an answer (201, state `declined`), not an error; a provider that cannot be reached
 //! is a 503 with Retry-After, after which the payment is as it was.
 
+use nubo_platform::Context;
 use nubo_platform::chrono::{DateTime, Utc};
+use nubo_platform::client::{Call, CallError, ServiceClient};
 use nubo_platform::events::Event;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -128,4 +130,48 @@ pub struct PaymentRefunded {
 
 impl Event for PaymentRefunded {
     const SUBJECT: &'static str = "payments.payment_refunded.v1";
+}
+
+/// Payments' internal API, as orders calls it. Every call is idempotent on the payment id.
+#[derive(Clone)]
+pub struct PaymentsClient(ServiceClient);
+
+impl PaymentsClient {
+    pub const SERVICE: &'static str = "payments";
+
+    /// The client of a service that declared payments in its `calls`.
+    pub fn of(ctx: &Context) -> Self {
+        Self(ctx.client(Self::SERVICE).clone())
+    }
+
+    /// Asks the card's issuer to hold the amount; a decline is an answer (state `declined`).
+    pub async fn authorize(&self, request: &AuthorizePayment) -> Result<Payment, CallError> {
+        let call = Call::post(PAYMENTS_PATH)
+            .json(request)
+            .idempotent_on(request.payment_id);
+        self.0.call(call).await
+    }
+
+    /// Where the payment stands (not found: nothing was ever authorized under `id`).
+    pub async fn payment(&self, id: Uuid) -> Result<Payment, CallError> {
+        self.0.call(Call::get(payment_path(id))).await
+    }
+
+    pub async fn capture(&self, id: Uuid) -> Result<Payment, CallError> {
+        self.0
+            .call(Call::post(capture_path(id)).idempotent_on(id))
+            .await
+    }
+
+    pub async fn void(&self, id: Uuid) -> Result<Payment, CallError> {
+        self.0
+            .call(Call::post(void_path(id)).idempotent_on(id))
+            .await
+    }
+
+    pub async fn refund(&self, id: Uuid) -> Result<Payment, CallError> {
+        self.0
+            .call(Call::post(refund_path(id)).idempotent_on(id))
+            .await
+    }
 }

@@ -7,7 +7,7 @@
 //! same order (200, or 202 while pending), never a second one.
 
 use nubo_contracts::card::ValidCard;
-use nubo_contracts::cart::{CartView, internal_cart_path};
+use nubo_contracts::cart::CartClient;
 use nubo_contracts::orders::{
     CancelOrder, Checkout, Order, OrderPage, OrderPlaced, OrderStatus, order_path,
 };
@@ -113,9 +113,8 @@ async fn checkout(
         return replay(&checkouts, existing, &fingerprint, input).await;
     }
 
-    let cart: CartView = ctx
-        .client("cart")
-        .get_json(&internal_cart_path(caller.user_id))
+    let cart = CartClient::of(ctx)
+        .cart(caller.user_id)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "cannot read the cart for a checkout");

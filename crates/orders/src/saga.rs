@@ -21,26 +21,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nubo_contracts::cart::{OrderedLine, OrderedLines, internal_ordered_path};
-use nubo_contracts::inventory::Reservation;
+use nubo_contracts::cart::{CartClient, OrderedLine, OrderedLines};
 use nubo_contracts::inventory::{
-    RESERVATIONS_PATH, ReleaseStock, ReservationState, ReserveStock, StockLine, commit_path,
-    release_path,
+    InventoryClient, ReleaseStock, ReservationState, ReserveStock, StockLine,
 };
 use nubo_contracts::orders::{OrderCancelled, OrderConfirmed, OrderLine};
-use nubo_contracts::payments::{
-    AuthorizePayment, Card, PAYMENTS_PATH, Payment, PaymentState, capture_path, payment_path,
-    refund_path, void_path,
-};
-use nubo_platform::axum::body::Bytes;
-use nubo_platform::axum::http::{self, Method, StatusCode, header};
+use nubo_contracts::payments::{AuthorizePayment, Card, Payment, PaymentState, PaymentsClient};
 use nubo_platform::chrono::TimeDelta;
+use nubo_platform::client::CallError;
 use nubo_platform::tokio::sync::{broadcast, mpsc};
 use nubo_platform::tokio::task::JoinSet;
 use nubo_platform::tokio_util::sync::CancellationToken;
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{Context, clock, tokio};
-use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
 use crate::config::Config;
@@ -80,6 +73,9 @@ pub struct Checkouts {
 
 struct Inner {
     ctx: Context,
+    inventory: InventoryClient,
+    payments: PaymentsClient,
+    cart: CartClient,
     config: Config,
     metrics: SagaMetrics,
     /// This replica's name in the leases it holds.
@@ -111,44 +107,15 @@ impl From<nubo_platform::sqlx::Error> for Failure {
     }
 }
 
-/// How a call to another service went wrong.
-#[derive(Debug)]
-enum CallError {
-    /// No usable answer: connect error, timeout, open circuit, 5xx, 408, 429.
-    Unavailable(String),
-    NotFound,
-    /// A 4xx: the other service refused, and said why in a problem.
-    Refused(serde_json::Value),
-}
-
-impl CallError {
-    /// The refusal in words: the problem's detail, and its field errors if any.
-    fn reason(problem: &serde_json::Value) -> String {
-        let detail = problem["detail"]
-            .as_str()
-            .or_else(|| problem["title"].as_str())
-            .unwrap_or("refused")
-            .to_owned();
-        let fields: Vec<&str> = problem["errors"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e["message"].as_str())
-            .collect();
-        if fields.is_empty() {
-            detail
-        } else {
-            format!("{detail}: {}", fields.join("; "))
-        }
-    }
-}
-
 impl Checkouts {
     pub fn new(ctx: Context, config: Config) -> (Self, mpsc::UnboundedReceiver<Job>) {
         let (jobs, receiver) = mpsc::unbounded_channel();
         let (changed, _) = broadcast::channel(1024);
         let metrics = SagaMetrics::register(&ctx.metrics);
         let inner = Inner {
+            inventory: InventoryClient::of(&ctx),
+            payments: PaymentsClient::of(&ctx),
+            cart: CartClient::of(&ctx),
             ctx,
             config,
             metrics,
@@ -545,9 +512,8 @@ impl Checkouts {
     // ----- the steps -----
 
     async fn reserve_stock(&self, order: &StoredOrder) -> Result<(), Failure> {
-        let id = order.order.order_id;
         let request = ReserveStock {
-            reservation_id: id,
+            reservation_id: order.order.order_id,
             lines: order
                 .order
                 .lines
@@ -559,14 +525,10 @@ impl Checkouts {
                 .collect(),
             ttl_secs: self.inner.config.reservation_ttl.as_secs() as i64,
         };
-        let reservation: Reservation = self
-            .call(
-                "inventory",
-                Method::POST,
-                RESERVATIONS_PATH,
-                Some(&request),
-                id,
-            )
+        let reservation = self
+            .inner
+            .inventory
+            .reserve(&request)
             .await
             .map_err(|e| refusal(e, "your items could not be reserved"))?;
         match reservation.state {
@@ -591,18 +553,19 @@ impl Checkouts {
                     amount: order.order.total.clone(),
                     card,
                 };
-                self.call("payments", Method::POST, PAYMENTS_PATH, Some(&request), id)
+                self.inner
+                    .payments
+                    .authorize(&request)
                     .await
                     .map_err(|e| refusal(e, "your card was refused"))?
             }
             // Placed by a replica that is gone (or before a restart): payments knows whether
             // the card was authorized.
-            None => match self
-                .call::<Payment, ()>("payments", Method::GET, &payment_path(id), None, id)
-                .await
-            {
+            None => match self.inner.payments.payment(id).await {
                 Ok(payment) => payment,
-                Err(CallError::NotFound) => return Err(Failure::Refused(INTERRUPTED.to_owned())),
+                Err(CallError::NotFound { .. }) => {
+                    return Err(Failure::Refused(INTERRUPTED.to_owned()));
+                }
                 Err(e) => return Err(refusal(e, "your card was refused")),
             },
         };
@@ -642,8 +605,10 @@ impl Checkouts {
 
     async fn capture_payment(&self, order: &StoredOrder) -> Result<(), Failure> {
         let id = order.order.order_id;
-        let payment: Payment = self
-            .call::<Payment, ()>("payments", Method::POST, &capture_path(id), None, id)
+        let payment = self
+            .inner
+            .payments
+            .capture(id)
             .await
             .map_err(|e| refusal(e, "your payment could not be taken"))?;
         if payment.state != PaymentState::Captured {
@@ -659,15 +624,12 @@ impl Checkouts {
 
     async fn commit_stock(&self, order: &StoredOrder) -> Result<(), Failure> {
         let id = order.order.order_id;
-        let reservation: Reservation = self
-            .call::<Reservation, ()>("inventory", Method::POST, &commit_path(id), None, id)
-            .await
-            .map_err(|e| {
-                refusal(
-                    e,
-                    "your items could not be held for you; your payment is refunded",
-                )
-            })?;
+        let reservation = self.inner.inventory.commit(id).await.map_err(|e| {
+            refusal(
+                e,
+                "your items could not be held for you; your payment is refunded",
+            )
+        })?;
         if reservation.state != ReservationState::Committed {
             return Err(Failure::Refused(
                 "your items could not be held for you; your payment is refunded".to_owned(),
@@ -681,7 +643,6 @@ impl Checkouts {
     async fn clear_cart(&self, order: &StoredOrder) -> Result<(), Failure> {
         let id = order.order.order_id;
         // Only what the order bought leaves the cart: a line added while the checkout ran stays.
-        let path = internal_ordered_path(order.order.user_id, id);
         let ordered = OrderedLines {
             lines: order
                 .order
@@ -693,12 +654,14 @@ impl Checkouts {
                 })
                 .collect(),
         };
-        let cleared = match self
-            .call::<serde_json::Value, _>("cart", Method::PUT, &path, Some(&ordered), id)
-            .await
-        {
-            Ok(_) | Err(CallError::NotFound) => None,
-            Err(CallError::Refused(problem)) => Some(CallError::reason(&problem)),
+        let taken = self
+            .inner
+            .cart
+            .take_ordered(order.order.user_id, id, &ordered)
+            .await;
+        let cleared = match taken {
+            Ok(()) | Err(CallError::NotFound { .. }) => None,
+            Err(CallError::Refused { problem, .. }) => Some(problem.reason()),
             Err(CallError::Unavailable(why)) if order.attempts + 1 >= CLEAR_CART_ATTEMPTS => {
                 Some(why)
             }
@@ -736,14 +699,11 @@ impl Checkouts {
             self.release_stock(id).await?;
         }
         let mut refunded = order.order.refunded;
-        match self
-            .call::<Payment, ()>("payments", Method::GET, &payment_path(id), None, id)
-            .await
-        {
-            Err(CallError::NotFound) => {}
+        match self.inner.payments.payment(id).await {
+            Err(CallError::NotFound { .. }) => {}
             Err(CallError::Unavailable(why)) => return Err(Failure::Unavailable(why)),
-            Err(CallError::Refused(problem)) => {
-                return Err(Failure::Unavailable(CallError::reason(&problem)));
+            Err(CallError::Refused { problem, .. }) => {
+                return Err(Failure::Unavailable(problem.reason()));
             }
             Ok(payment) => match payment.state {
                 PaymentState::Pending => {
@@ -752,16 +712,12 @@ impl Checkouts {
                     ));
                 }
                 PaymentState::Authorized => {
-                    self.call::<Payment, ()>("payments", Method::POST, &void_path(id), None, id)
-                        .await
-                        .map_err(undo_failed)?;
+                    self.inner.payments.void(id).await.map_err(undo_failed)?;
                     self.record(id, "void_payment", "done", None).await?;
                 }
                 PaymentState::Captured => {
-                    let payment: Payment = self
-                        .call::<Payment, ()>("payments", Method::POST, &refund_path(id), None, id)
-                        .await
-                        .map_err(undo_failed)?;
+                    let payment: Payment =
+                        self.inner.payments.refund(id).await.map_err(undo_failed)?;
                     let detail = show(&payment.amount);
                     let mut tx = self.inner.ctx.db.begin().await?;
                     store::mark_refunded(&mut tx, id).await?;
@@ -826,83 +782,15 @@ impl Checkouts {
         let release = ReleaseStock {
             reason: "order_cancelled".to_owned(),
         };
-        let released = self
-            .call::<Reservation, _>(
-                "inventory",
-                Method::POST,
-                &release_path(id),
-                Some(&release),
-                id,
-            )
-            .await;
+        let released = self.inner.inventory.release(id, &release).await;
         let detail = match released {
             Ok(_) => None,
             // Committed: the units left the shop with a completed order an admin cancels.
-            Err(CallError::Refused(_)) => Some("the stock had left the shop already"),
+            Err(CallError::Refused { .. }) => Some("the stock had left the shop already"),
             Err(e) => return Err(undo_failed(e)),
         };
         self.record(id, "release_stock", "done", detail).await?;
         Ok(())
-    }
-
-    /// Calls `target` with the order id as idempotency key (so the platform client may retry a
-    /// POST) and decodes a 2xx answer.
-    async fn call<T: DeserializeOwned, B: serde::Serialize>(
-        &self,
-        target: &'static str,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-        key: Uuid,
-    ) -> Result<T, CallError> {
-        let mut builder = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(header::ACCEPT, "application/json")
-            .header("idempotency-key", key.to_string());
-        let body = match body {
-            Some(body) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                serde_json::to_vec(body)
-                    .map_err(|e| CallError::Unavailable(format!("cannot encode: {e}")))?
-            }
-            None => Vec::new(),
-        };
-        let request = builder
-            .body(Bytes::from(body))
-            .map_err(|e| CallError::Unavailable(format!("cannot build the request: {e}")))?;
-        let response = self
-            .inner
-            .ctx
-            .client(target)
-            .send(request)
-            .await
-            .map_err(|e| CallError::Unavailable(e.to_string()))?;
-        let status = response.status();
-        if status.is_success() {
-            // A 204 has no body: it reads as JSON null.
-            let body: &[u8] = match response.body() {
-                b if b.is_empty() => b"null",
-                b => b,
-            };
-            return serde_json::from_slice(body).map_err(|e| {
-                CallError::Unavailable(format!("cannot read the answer of {target}: {e}"))
-            });
-        }
-        if status == StatusCode::NOT_FOUND {
-            return Err(CallError::NotFound);
-        }
-        let retryable = matches!(
-            status,
-            StatusCode::REQUEST_TIMEOUT | StatusCode::TOO_MANY_REQUESTS
-        );
-        if status.is_client_error() && !retryable {
-            let problem = serde_json::from_slice(response.body()).unwrap_or_default();
-            return Err(CallError::Refused(problem));
-        }
-        Err(CallError::Unavailable(format!(
-            "{target} answered {status}"
-        )))
     }
 }
 
@@ -933,10 +821,10 @@ fn step_name(state: State) -> &'static str {
 /// anything else is tried again.
 fn refusal(e: CallError, prefix: &str) -> Failure {
     match e {
-        CallError::Refused(problem) => {
-            Failure::Refused(format!("{prefix}: {}", CallError::reason(&problem)))
+        CallError::Refused { problem, .. } => {
+            Failure::Refused(format!("{prefix}: {}", problem.reason()))
         }
-        CallError::NotFound => Failure::Refused(prefix.to_owned()),
+        CallError::NotFound { .. } => Failure::Refused(prefix.to_owned()),
         CallError::Unavailable(why) => Failure::Unavailable(why),
     }
 }
@@ -944,8 +832,8 @@ fn refusal(e: CallError, prefix: &str) -> Failure {
 /// A failed undo is always tried again: compensation must finish.
 fn undo_failed(e: CallError) -> Failure {
     match e {
-        CallError::Refused(problem) => Failure::Unavailable(CallError::reason(&problem)),
-        CallError::NotFound => Failure::Unavailable("not found".to_owned()),
+        CallError::Refused { problem, .. } => Failure::Unavailable(problem.reason()),
+        CallError::NotFound { .. } => Failure::Unavailable("not found".to_owned()),
         CallError::Unavailable(why) => Failure::Unavailable(why),
     }
 }

@@ -22,7 +22,7 @@ use tokio::sync::RwLock;
 use uuid::Uuid;
 
 use crate::Context;
-use crate::client::ServiceClient;
+use crate::client::{Call, ServiceClient};
 use crate::error::Problem;
 
 pub const ISSUER: &str = "nubo-identity";
@@ -206,7 +206,7 @@ impl Verifier {
             .clone();
         let set = match source {
             KeySource::None => anyhow::bail!("no identity service is configured"),
-            KeySource::Remote(client) => client.get_json::<JwkSet>(JWKS_PATH).await?,
+            KeySource::Remote(client) => client.call::<JwkSet>(Call::get(JWKS_PATH)).await?,
             KeySource::Local(current) => current(),
         };
         let mut keys = HashMap::new();

@@ -5,7 +5,12 @@
 //! of replayable requests only (jittered exponential backoff, a bound, and a budget so retries
 //! cannot multiply the load on a target that is already struggling), and a circuit breaker that
 //! fails calls fast while the target is down and lets one probe through after a cooldown. Every
-//! attempt is counted in the `nubo_client_*` metrics of the calling service.
+//! attempt is counted in the `nubo_client_*` metrics of the calling service. [`Call`] makes a
+//! typed call on top of it.
+
+mod call;
+
+pub use call::{Call, CallError};
 
 use std::error::Error as StdError;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,7 +25,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use rand::Rng;
-use serde::de::DeserializeOwned;
 use tower::retry::budget::{Budget, TpsBudget};
 use tracing::Instrument;
 
@@ -655,32 +659,6 @@ impl ServiceClient {
         }
     }
 
-    /// GETs `path` and decodes a 2xx JSON body; any other status is [`ClientError::Status`].
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        let path = if path.starts_with('/') {
-            path.to_owned()
-        } else {
-            format!("/{path}")
-        };
-        let request = http::Request::get(path)
-            .header(http::header::ACCEPT, "application/json")
-            .body(Bytes::new())
-            .map_err(|e| self.invalid_request(e))?;
-        let response = self.send(request).await?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(ClientError::Status {
-                target: self.inner.target.clone(),
-                status,
-                body: response.into_body(),
-            });
-        }
-        serde_json::from_slice(response.body()).map_err(|source| ClientError::Decode {
-            target: self.inner.target.clone(),
-            source,
-        })
-    }
-
     fn url_for(&self, uri: &http::Uri) -> Result<reqwest::Url, ClientError> {
         // An absolute URI would silently bypass the target this client is bound to.
         if uri.scheme().is_some() || uri.authority().is_some() {
@@ -858,6 +836,10 @@ mod tests {
         (route, hits)
     }
 
+    fn get_request(path: &str) -> http::Request<Bytes> {
+        http::Request::get(path).body(Bytes::new()).unwrap()
+    }
+
     fn post(path: &str) -> http::request::Builder {
         http::Request::post(path).header(http::header::CONTENT_TYPE, "application/json")
     }
@@ -874,7 +856,7 @@ mod tests {
         let base = serve(Router::new().route("/stock/TEA-1", route)).await;
         let (client, registry) = client(&base, fast_config());
 
-        let stock: Stock = client.get_json("/stock/TEA-1").await.unwrap();
+        let stock: Stock = client.call(Call::get("/stock/TEA-1")).await.unwrap();
 
         assert_eq!(
             stock,
@@ -996,7 +978,7 @@ mod tests {
         };
         let (client, registry) = client(&base, config);
 
-        let error = client.get_json::<Stock>("/slow").await.unwrap_err();
+        let error = client.send(get_request("/slow")).await.unwrap_err();
 
         assert!(matches!(error, ClientError::Timeout { .. }), "{error:?}");
         assert_eq!(error.to_string(), "call to catalog timed out");
@@ -1017,7 +999,7 @@ mod tests {
         drop(listener);
         let (client, _registry) = client(&format!("http://{addr}"), fast_config());
 
-        let error = client.get_json::<Stock>("/stock/TEA-1").await.unwrap_err();
+        let error = client.send(get_request("/stock/TEA-1")).await.unwrap_err();
 
         assert!(matches!(error, ClientError::Connect { .. }), "{error:?}");
         assert_eq!(error.target(), "catalog");
@@ -1114,17 +1096,11 @@ mod tests {
         let (client, _registry) = client(&base, config);
 
         for _ in 0..5 {
-            let error = client.get_json::<Stock>("/missing").await.unwrap_err();
-            assert!(
-                matches!(
-                    error,
-                    ClientError::Status {
-                        status: StatusCode::NOT_FOUND,
-                        ..
-                    }
-                ),
-                "{error:?}"
-            );
+            let error = client
+                .call::<Stock>(Call::get("/missing"))
+                .await
+                .unwrap_err();
+            assert!(matches!(error, CallError::NotFound { .. }), "{error:?}");
         }
     }
 
@@ -1214,5 +1190,93 @@ mod tests {
             .unwrap_err();
 
         assert!(matches!(error, ClientError::Request { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_typed_call_sorts_answers_into_what_the_caller_can_act_on() {
+        let router = Router::new()
+            .route(
+                "/stock/{sku}",
+                get(|axum::extract::Path(sku): axum::extract::Path<String>| async move {
+                    match sku.as_str() {
+                        "TEA-1" => (StatusCode::OK, r#"{"sku":"TEA-1","stock":7}"#).into_response(),
+                        "GONE" => StatusCode::NOT_FOUND.into_response(),
+                        "BUSY" => StatusCode::TOO_MANY_REQUESTS.into_response(),
+                        "BROKEN" => (StatusCode::OK, "not json").into_response(),
+                        _ => (
+                            StatusCode::CONFLICT,
+                            [("content-type", "application/problem+json")],
+                            r#"{"type":"https://nubo.dev/problems/conflict","title":"Conflict","status":409,"detail":"not enough stock","errors":[{"field":"quantity","message":"only 2 left"}]}"#,
+                        )
+                            .into_response(),
+                    }
+                }),
+            )
+            .route(
+                "/echo",
+                axum::routing::post(|headers: AxumHeaders, body: String| async move {
+                    let key = headers
+                        .get("idempotency-key")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("none")
+                        .to_owned();
+                    axum::Json(serde_json::json!({ "key": key, "body": body }))
+                }),
+            )
+            .route("/nothing", axum::routing::post(|| async { StatusCode::NO_CONTENT }));
+        use axum::response::IntoResponse;
+        let base = serve(router).await;
+        let config = ClientConfig {
+            max_retries: 0,
+            ..fast_config()
+        };
+        let (client, _registry) = client(&base, config);
+
+        let stock: Stock = client.call(Call::get("/stock/TEA-1")).await.unwrap();
+        assert_eq!(stock.stock, 7);
+        let gone = client.call::<Stock>(Call::get("/stock/GONE")).await;
+        assert_eq!(
+            gone,
+            Err(CallError::NotFound {
+                service: "catalog".into()
+            })
+        );
+        let refused = client
+            .call::<Stock>(Call::get("/stock/FEW"))
+            .await
+            .unwrap_err();
+        let CallError::Refused { problem, .. } = &refused else {
+            panic!("{refused:?}");
+        };
+        assert_eq!(problem.status, 409);
+        assert_eq!(problem.reason(), "not enough stock: only 2 left");
+        assert!(!refused.is_transient());
+        for transient in ["BUSY", "BROKEN"] {
+            let error = client
+                .call::<Stock>(Call::get(format!("/stock/{transient}")))
+                .await
+                .unwrap_err();
+            assert!(error.is_transient(), "{transient}: {error:?}");
+        }
+        let echoed: serde_json::Value = client
+            .call(
+                Call::post("/echo")
+                    .json(&serde_json::json!({ "n": 1 }))
+                    .idempotent_on("order-42"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(echoed["key"], "order-42");
+        assert_eq!(echoed["body"], r#"{"n":1}"#);
+        let (): () = client.call(Call::post("/nothing")).await.unwrap();
+        let unreachable = client_at_closed_port().call::<()>(Call::get("/x")).await;
+        assert!(matches!(unreachable, Err(CallError::Unavailable(_))));
+    }
+
+    fn client_at_closed_port() -> ServiceClient {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        client(&format!("http://{addr}"), fast_config()).0
     }
 }
