@@ -8,6 +8,8 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
+use crate::passwords::HashPool;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
@@ -20,6 +22,8 @@ pub enum Login {
     WrongCredentials,
     ClientLimited,
     AccountLimited,
+    /// Every password hasher stayed busy: answered 503.
+    Busy,
 }
 
 /// How a refresh ended.
@@ -42,7 +46,17 @@ pub struct IdentityMetrics {
 }
 
 impl IdentityMetrics {
-    pub fn register(metrics: &Metrics) -> Self {
+    pub fn register(metrics: &Metrics, hashes: &HashPool) -> Self {
+        metrics.register(
+            "identity_password_hashes_running",
+            "Password hashes running now; never above NUBO_IDENTITY_PASSWORD_HASH_CONCURRENCY",
+            hashes.running.clone(),
+        );
+        metrics.register(
+            "identity_password_hashes_refused",
+            "Logins and sign-ups answered 503 because no hasher came free in time",
+            hashes.refused.clone(),
+        );
         let logins = Family::<OutcomeLabels, Counter>::default();
         metrics.register(
             "identity_logins",
@@ -66,6 +80,7 @@ impl IdentityMetrics {
             Login::WrongCredentials => "wrong_credentials",
             Login::ClientLimited => "client_limited",
             Login::AccountLimited => "account_limited",
+            Login::Busy => "busy",
         };
         match outcome {
             Login::Succeeded => tracing::debug!(client, "login succeeded"),
@@ -76,6 +91,8 @@ impl IdentityMetrics {
             Login::AccountLimited => {
                 tracing::warn!(client, "login refused: too many failures for this account")
             }
+            // The pool logged it already.
+            Login::Busy => {}
         }
         self.logins
             .get_or_create(&OutcomeLabels { outcome: label })

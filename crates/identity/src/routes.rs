@@ -24,7 +24,7 @@ use crate::domain::{Credentials, Profile, Role};
 use crate::keys::{KeyInfo, KeyRing};
 use crate::login_limits::{self, Limited};
 use crate::metrics::{IdentityMetrics, Login, Refresh};
-use crate::passwords;
+use crate::passwords::{self, Busy, HashPool};
 use crate::sessions::{RefreshError, RefreshToken, Sessions};
 use crate::store;
 use crate::tokens::{self, Claims, Jwks};
@@ -37,16 +37,20 @@ pub struct Identity {
     pub sessions: Sessions,
     pub config: Config,
     metrics: IdentityMetrics,
+    /// Every password hash of this replica's requests takes a permit from here.
+    hashes: HashPool,
     /// What an unknown email's password is checked against.
     decoy: Arc<str>,
 }
 
 impl Identity {
     pub async fn new(ctx: Context, keys: KeyRing, config: Config) -> anyhow::Result<Self> {
+        let hashes = HashPool::new(config.password_hash_concurrency, config.password_hash_wait);
         Ok(Self {
             sessions: Sessions::new(ctx.db.clone(), keys.clone(), config.lifetimes()),
-            decoy: passwords::decoy().await?,
-            metrics: IdentityMetrics::register(&ctx.metrics),
+            decoy: passwords::decoy(hashes.permit().await?).await?,
+            metrics: IdentityMetrics::register(&ctx.metrics, &hashes),
+            hashes,
             ctx,
             keys,
             config,
@@ -120,6 +124,7 @@ async fn jwks(State(state): State<Identity>) -> Response {
         problems::Conflict,
         problems::Invalid,
         problems::Internal,
+        problems::Unavailable,
     )
 )]
 async fn sign_up(
@@ -127,7 +132,8 @@ async fn sign_up(
     Json(input): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let (email, password) = input.for_signup().map_err(ApiError::Invalid)?;
-    let user = accounts::sign_up(&state.ctx.db, &email, password, Role::Customer)
+    let permit = state.hashes.permit().await.map_err(busy)?;
+    let user = accounts::sign_up(&state.ctx.db, permit, &email, password, Role::Customer)
         .await
         .map_err(|e| match e {
             SignupError::EmailTaken => {
@@ -152,6 +158,7 @@ async fn sign_up(
         problems::Invalid,
         problems::TooManyRequests,
         problems::Internal,
+        problems::Unavailable,
     )
 )]
 async fn log_in(
@@ -168,12 +175,19 @@ async fn log_in(
         ));
     }
     let (email, password) = input.for_login().map_err(ApiError::Invalid)?;
+    // A turn to hash first: an attempt that could not be checked must not count against the
+    // account, or a busy replica would lock its owner out.
+    let permit = state.hashes.permit().await.map_err(|e| {
+        metrics.login(Login::Busy, client);
+        busy(e)
+    })?;
     if let Err(limited) = login_limits::account_attempt(cache, &email).await {
         metrics.login(Login::AccountLimited, client);
         return Err(too_many(limited, "too many failed logins for this account"));
     }
-    let Some(user) = accounts::authenticate(&state.ctx.db, &state.decoy, &email, password).await?
-    else {
+    let authenticated =
+        accounts::authenticate(&state.ctx.db, permit, &state.decoy, &email, password).await?;
+    let Some(user) = authenticated else {
         metrics.login(Login::WrongCredentials, client);
         // One message for an unknown email and a wrong password: no account enumeration.
         return Err(unauthorized("wrong email or password"));
@@ -379,6 +393,17 @@ fn too_many(limited: Limited, detail: &str) -> ApiError {
         .with_kind("rate-limited")
         .retry_after(limited.retry_after_secs)
         .into()
+}
+
+/// Every hasher stayed busy: a transient fault, worth a retry in a second.
+fn busy(_: Busy) -> ApiError {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many passwords are being checked right now; retry shortly",
+    )
+    .with_kind("overloaded")
+    .retry_after(1)
+    .into()
 }
 
 /// Tokens must not be cached by anything between here and the client (RFC 6749 5.1).
