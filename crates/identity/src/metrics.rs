@@ -1,6 +1,7 @@
 //! What identity counts, each outcome recorded by one call that logs it and bumps its counter,
-//! so the logs and the metrics cannot disagree: logins and refreshes by outcome. A rise in
-//! refused logins is an attack in progress; any reused refresh token is a stolen one.
+//! so the logs and the metrics cannot disagree: logins and refreshes by outcome, and accounts
+//! guessed at from many addresses. A rise in refused logins is an attack in progress; any
+//! reused refresh token is a stolen one.
 
 use nubo_platform::metrics::Metrics;
 use nubo_platform::uuid::Uuid;
@@ -21,6 +22,7 @@ pub enum Login {
     Succeeded,
     WrongCredentials,
     ClientLimited,
+    /// Too many failures for this account from this address.
     AccountLimited,
     /// Every password hasher stayed busy: answered 503.
     Busy,
@@ -43,6 +45,7 @@ pub enum Refresh {
 pub struct IdentityMetrics {
     logins: Family<OutcomeLabels, Counter>,
     refreshes: Family<OutcomeLabels, Counter>,
+    accounts_under_attack: Counter,
 }
 
 impl IdentityMetrics {
@@ -69,7 +72,25 @@ impl IdentityMetrics {
             "Refresh-token exchanges by outcome",
             refreshes.clone(),
         );
-        Self { logins, refreshes }
+        let accounts_under_attack = Counter::default();
+        metrics.register(
+            "identity_accounts_under_attack",
+            "Accounts whose failed logins from all addresses reached the attack threshold in a day",
+            accounts_under_attack.clone(),
+        );
+        Self {
+            logins,
+            refreshes,
+            accounts_under_attack,
+        }
+    }
+
+    /// An account's failures from all addresses reached the threshold: from now on, addresses
+    /// it does not know get one guess each. Who it is stays out of the log (its email is
+    /// personal data, and may not even be an account's).
+    pub fn account_under_attack(&self) {
+        tracing::warn!("an account is being guessed at from many addresses; backing off");
+        self.accounts_under_attack.inc();
     }
 
     /// Records a login from `client`. Emails are not logged: they are personal data, and a
@@ -88,9 +109,10 @@ impl IdentityMetrics {
             Login::ClientLimited => {
                 tracing::warn!(client, "login refused: too many attempts from this address")
             }
-            Login::AccountLimited => {
-                tracing::warn!(client, "login refused: too many failures for this account")
-            }
+            Login::AccountLimited => tracing::warn!(
+                client,
+                "login refused: too many failures for this account from this address"
+            ),
             // The pool logged it already.
             Login::Busy => {}
         }

@@ -181,18 +181,24 @@ async fn log_in(
         metrics.login(Login::Busy, client);
         busy(e)
     })?;
-    if let Err(limited) = login_limits::account_attempt(cache, &email).await {
+    if let Err(limited) = login_limits::account_attempt(cache, &email, client).await {
         metrics.login(Login::AccountLimited, client);
-        return Err(too_many(limited, "too many failed logins for this account"));
+        return Err(too_many(
+            limited,
+            "too many failed logins for this account from this address",
+        ));
     }
     let authenticated =
         accounts::authenticate(&state.ctx.db, permit, &state.decoy, &email, password).await?;
     let Some(user) = authenticated else {
+        if login_limits::account_failed(cache, &email).await {
+            metrics.account_under_attack();
+        }
         metrics.login(Login::WrongCredentials, client);
         // One message for an unknown email and a wrong password: no account enumeration.
         return Err(unauthorized("wrong email or password"));
     };
-    login_limits::account_succeeded(cache, &email).await;
+    login_limits::account_succeeded(cache, &email, client).await;
     let pair = state.sessions.start(&user).await?;
     metrics.login(Login::Succeeded, client);
     Ok(no_store(Json(pair)))
