@@ -12,6 +12,7 @@ pub const REFRESH_TOKEN_TTL_SECS: &str = "NUBO_IDENTITY_REFRESH_TOKEN_TTL_SECS";
 pub const KEY_PUBLISH_DELAY_SECS: &str = "NUBO_IDENTITY_KEY_PUBLISH_DELAY_SECS";
 pub const KEY_ROTATION_HOURS: &str = "NUBO_IDENTITY_KEY_ROTATION_HOURS";
 pub const KEY_RELOAD_SECS: &str = "NUBO_IDENTITY_KEY_RELOAD_SECS";
+pub const SIGNUPS_PER_ADDRESS_HOUR: &str = "NUBO_IDENTITY_SIGNUPS_PER_ADDRESS_HOUR";
 pub const PASSWORD_HASH_CONCURRENCY: &str = "NUBO_IDENTITY_PASSWORD_HASH_CONCURRENCY";
 pub const PASSWORD_HASH_WAIT_MS: &str = "NUBO_IDENTITY_PASSWORD_HASH_WAIT_MS";
 
@@ -30,6 +31,8 @@ pub struct Config {
     pub key_publish_delay: Duration,
     pub key_rotation: Duration,
     pub key_reload: Duration,
+    /// Sign-ups one client address may make in an hour.
+    pub signups_per_address_hour: u64,
     /// Password hashes (about 19 MiB each) run at once; more wait for a turn.
     pub password_hash_concurrency: usize,
     /// How long a login or sign-up waits for a turn to hash before it is answered 503.
@@ -75,6 +78,7 @@ impl Config {
             key_rotation: Duration::from_secs(3600 * env.bounded(KEY_ROTATION_HOURS, 24, 24 * 365)),
             // Never slower than 30 s: a replica must see a new key well before it starts signing.
             key_reload: Duration::from_secs(env.bounded(KEY_RELOAD_SECS, 30, 30)),
+            signups_per_address_hour: env.bounded(SIGNUPS_PER_ADDRESS_HOUR, 20, 1_000_000),
             password_hash_concurrency: env.bounded(PASSWORD_HASH_CONCURRENCY, cpus() as u64, 1024)
                 as usize,
             // Below the gateway's 3 s deadline for a call, so a client hears 503 from us
@@ -113,6 +117,7 @@ mod tests {
                 KEY_PUBLISH_DELAY_SECS => config.key_publish_delay.as_secs(),
                 KEY_ROTATION_HOURS => config.key_rotation.as_secs() / 3600,
                 KEY_RELOAD_SECS => config.key_reload.as_secs(),
+                SIGNUPS_PER_ADDRESS_HOUR => config.signups_per_address_hour,
                 PASSWORD_HASH_CONCURRENCY => {
                     assert_eq!(config.password_hash_concurrency, cpus());
                     assert_eq!(*default, "the number of CPUs");
@@ -133,6 +138,7 @@ mod tests {
             (KEY_PUBLISH_DELAY_SECS, "0"),
             (KEY_ROTATION_HOURS, "8760"),
             (KEY_RELOAD_SECS, "1"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "1"),
             (PASSWORD_HASH_CONCURRENCY, "1024"),
             (PASSWORD_HASH_WAIT_MS, "1"),
         ]))
@@ -142,6 +148,7 @@ mod tests {
         assert_eq!(config.key_publish_delay, Duration::ZERO);
         assert_eq!(config.key_rotation, Duration::from_secs(8760 * 3600));
         assert_eq!(config.key_reload, Duration::from_secs(1));
+        assert_eq!(config.signups_per_address_hour, 1);
         assert_eq!(config.password_hash_concurrency, 1024);
         assert_eq!(config.password_hash_wait, Duration::from_millis(1));
     }
@@ -158,6 +165,8 @@ mod tests {
             (KEY_ROTATION_HOURS, "8761"),
             (KEY_RELOAD_SECS, "31"),
             (KEY_RELOAD_SECS, "soon"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "0"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "1000001"),
             (PASSWORD_HASH_CONCURRENCY, "0"),
             (PASSWORD_HASH_CONCURRENCY, "1025"),
             (PASSWORD_HASH_WAIT_MS, "0"),

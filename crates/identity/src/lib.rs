@@ -27,6 +27,7 @@ pub use routes::openapi;
 use crate::config::{
     ACCESS_TOKEN_TTL_SECS, Config, KEY_PUBLISH_DELAY_SECS, KEY_RELOAD_SECS, KEY_ROTATION_HOURS,
     PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_WAIT_MS, REFRESH_TOKEN_TTL_SECS,
+    SIGNUPS_PER_ADDRESS_HOUR,
 };
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -67,6 +68,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             KEY_RELOAD_SECS,
             "how often each replica reloads the signing keys from the database, in seconds",
             "30",
+        ),
+        (
+            SIGNUPS_PER_ADDRESS_HOUR,
+            "sign-ups one client address may make in an hour; more are answered 429 with Retry-After",
+            "20",
         ),
         (
             PASSWORD_HASH_CONCURRENCY,

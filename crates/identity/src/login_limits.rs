@@ -1,5 +1,11 @@
-//! Login rate limits, counted in the platform cache so every replica shares them (memory when
-//! embedded, Redis when distributed).
+//! Login and sign-up rate limits, counted in the platform cache so every replica shares them
+//! (memory when embedded, Redis when distributed).
+//!
+//! Sign-ups: each client address may make a configured number an hour (20 by default: a
+//! household or an office behind one address, and the shop's own load generator, which signs
+//! its shoppers up through one gateway). Every sign-up with valid input counts, taken email or
+//! not, so the limit also bounds the hashing an address can cause and how fast it can learn
+//! which emails have accounts.
 //!
 //! A lockout must not be a weapon: if failures from anywhere locked an account, anyone could
 //! lock anyone out. So failures lock the address they come from, never the account, and an
@@ -46,6 +52,7 @@ pub struct Limited {
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Login attempts one address may make a minute, over all accounts.
 const PER_CLIENT: i64 = 20;
@@ -62,6 +69,18 @@ const FIRST_LOCK: Duration = Duration::from_secs(30 * 60);
 const LONGEST_LOCK: Duration = Duration::from_secs(24 * 3600);
 /// How long an address the owner signed in from stays known to the account.
 const KNOWN_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Counts a sign-up from `client`, which may make `per_hour`.
+pub async fn signup_attempt(cache: &Cache, client: &str, per_hour: u64) -> Result<(), Limited> {
+    let limit = i64::try_from(per_hour).unwrap_or(i64::MAX);
+    hit(
+        cache,
+        &format!("identity:signup:client:{client}"),
+        limit,
+        HOUR,
+    )
+    .await
+}
 
 /// Counts a login attempt from `client`.
 pub async fn client_attempt(cache: &Cache, client: &str) -> Result<(), Limited> {
@@ -290,6 +309,20 @@ mod tests {
         assert_eq!(minutes(60), 16 * 60);
         assert_eq!(minutes(70), 24 * 60);
         assert_eq!(minutes(i64::MAX), 24 * 60);
+    }
+
+    #[tokio::test]
+    async fn one_address_gets_its_sign_ups_an_hour() {
+        let cache = Cache::memory(100);
+        for _ in 0..3 {
+            assert_eq!(signup_attempt(&cache, "203.0.113.7", 3).await, Ok(()));
+        }
+        let refused = signup_attempt(&cache, "203.0.113.7", 3).await.unwrap_err();
+        assert!(
+            (3590..=3600).contains(&refused.retry_after_secs),
+            "{refused:?}"
+        );
+        assert_eq!(signup_attempt(&cache, "203.0.113.8", 3).await, Ok(()));
     }
 
     #[tokio::test]

@@ -28,6 +28,17 @@ pub enum Login {
     Busy,
 }
 
+/// How a sign-up ended (bad input aside).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signup {
+    Created,
+    EmailTaken,
+    /// Too many sign-ups from this address.
+    Limited,
+    /// Every password hasher stayed busy: answered 503.
+    Busy,
+}
+
 /// How a refresh ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refresh {
@@ -44,6 +55,7 @@ pub enum Refresh {
 #[derive(Clone)]
 pub struct IdentityMetrics {
     logins: Family<OutcomeLabels, Counter>,
+    signups: Family<OutcomeLabels, Counter>,
     refreshes: Family<OutcomeLabels, Counter>,
     accounts_under_attack: Counter,
 }
@@ -66,6 +78,12 @@ impl IdentityMetrics {
             "Login attempts by outcome",
             logins.clone(),
         );
+        let signups = Family::<OutcomeLabels, Counter>::default();
+        metrics.register(
+            "identity_signups",
+            "Sign-ups with valid input by outcome",
+            signups.clone(),
+        );
         let refreshes = Family::<OutcomeLabels, Counter>::default();
         metrics.register(
             "identity_refreshes",
@@ -80,6 +98,7 @@ impl IdentityMetrics {
         );
         Self {
             logins,
+            signups,
             refreshes,
             accounts_under_attack,
         }
@@ -117,6 +136,30 @@ impl IdentityMetrics {
             Login::Busy => {}
         }
         self.logins
+            .get_or_create(&OutcomeLabels { outcome: label })
+            .inc();
+    }
+
+    /// Records a sign-up from `client`; like logins, without its email.
+    pub fn signup(&self, outcome: Signup, client: &str) {
+        let label = match outcome {
+            Signup::Created => "created",
+            Signup::EmailTaken => "email_taken",
+            Signup::Limited => "limited",
+            Signup::Busy => "busy",
+        };
+        match outcome {
+            Signup::Created => tracing::debug!(client, "account created"),
+            Signup::EmailTaken => {
+                tracing::info!(client, "sign-up refused: the email has an account")
+            }
+            Signup::Limited => {
+                tracing::warn!(client, "sign-up refused: too many from this address")
+            }
+            // The pool logged it already.
+            Signup::Busy => {}
+        }
+        self.signups
             .get_or_create(&OutcomeLabels { outcome: label })
             .inc();
     }

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::domain::{Credentials, Profile, Role};
 use crate::keys::{KeyInfo, KeyRing};
 use crate::login_limits::{self, Limited};
-use crate::metrics::{IdentityMetrics, Login, Refresh};
+use crate::metrics::{IdentityMetrics, Login, Refresh, Signup};
 use crate::passwords::{self, Busy, HashPool};
 use crate::sessions::{RefreshError, RefreshToken, Sessions};
 use crate::store;
@@ -123,24 +123,40 @@ async fn jwks(State(state): State<Identity>) -> Response {
         problems::BadRequest,
         problems::Conflict,
         problems::Invalid,
+        problems::TooManyRequests,
         problems::Internal,
         problems::Unavailable,
     )
 )]
 async fn sign_up(
     State(state): State<Identity>,
+    client: ClientAddr,
     Json(input): Json<Credentials>,
 ) -> Result<Response, ApiError> {
+    let (metrics, client) = (&state.metrics, client.0.as_str());
     let (email, password) = input.for_signup().map_err(ApiError::Invalid)?;
-    let permit = state.hashes.permit().await.map_err(busy)?;
-    let user = accounts::sign_up(&state.ctx.db, permit, &email, password, Role::Customer)
-        .await
-        .map_err(|e| match e {
-            SignupError::EmailTaken => {
-                ApiError::Conflict("an account with this email already exists".into())
-            }
-            SignupError::Internal(e) => ApiError::Internal(e),
-        })?;
+    let per_hour = state.config.signups_per_address_hour;
+    if let Err(limited) = login_limits::signup_attempt(&state.ctx.cache, client, per_hour).await {
+        metrics.signup(Signup::Limited, client);
+        return Err(too_many(limited, "too many sign-ups from this address"));
+    }
+    let permit = state.hashes.permit().await.map_err(|e| {
+        metrics.signup(Signup::Busy, client);
+        busy(e)
+    })?;
+    let signed_up =
+        accounts::sign_up(&state.ctx.db, permit, &email, password, Role::Customer).await;
+    let user = match signed_up {
+        Ok(user) => user,
+        Err(SignupError::EmailTaken) => {
+            metrics.signup(Signup::EmailTaken, client);
+            return Err(ApiError::Conflict(
+                "an account with this email already exists".into(),
+            ));
+        }
+        Err(SignupError::Internal(e)) => return Err(ApiError::Internal(e)),
+    };
+    metrics.signup(Signup::Created, client);
     Ok((StatusCode::CREATED, Json(user.profile())).into_response())
 }
 
@@ -353,7 +369,7 @@ impl FromRequestParts<Identity> for Authenticated {
     }
 }
 
-/// Who is logging in: the first address of `x-forwarded-for` (the gateway sets it), else the
+/// Who is logging in or signing up: the first address of `x-forwarded-for` (the gateway sets it), else the
 /// peer. Only the gateway can reach identity in a deployment (NetworkPolicy), so the header is
 /// trusted.
 pub struct ClientAddr(pub String);

@@ -1,5 +1,6 @@
-//! Login throttling as an attacker guessing passwords meets it, and as the owner of the account
-//! they guess at does: the attacker is slowed down, the owner is never locked out.
+//! Throttling as an attacker guessing passwords meets it, and as the owner of the account they
+//! guess at does: the attacker is slowed down, the owner is never locked out. And sign-ups,
+//! which one address makes a few of an hour, not thousands.
 
 use nubo_platform::both_modes;
 use nubo_platform::testing::{TestMode, TestSystem};
@@ -10,6 +11,7 @@ both_modes!(
     an_attacker_guessing_from_many_addresses_cannot_lock_the_owner_out,
     an_account_guessed_at_from_many_addresses_gives_each_new_one_a_single_guess_and_ever_longer_locks,
     one_address_gets_twenty_login_attempts_a_minute,
+    one_address_signs_up_twenty_accounts_an_hour_then_is_told_when_to_come_back,
 );
 
 const ADA: &str = "ada@example.com";
@@ -157,5 +159,53 @@ async fn one_address_gets_twenty_login_attempts_a_minute(mode: TestMode) {
         .log_in_from("203.0.113.8", CUSTOMER.0, CUSTOMER.1)
         .await;
     assert_eq!(other.status(), 200);
+    system.shutdown().await;
+}
+
+async fn one_address_signs_up_twenty_accounts_an_hour_then_is_told_when_to_come_back(
+    mode: TestMode,
+) {
+    let system = start(mode).await;
+    let client = Client::of(&system);
+    let office = "203.0.113.50";
+    // Bad input costs nothing and does not count.
+    let bad = client.sign_up_from(office, "not an email", "short").await;
+    assert_problem(bad, 422).await;
+    for n in 1..=19 {
+        let email = format!("colleague{n}@example.com");
+        let response = client.sign_up_from(office, &email, ADA_PASSWORD).await;
+        assert_eq!(response.status(), 201, "sign-up {n}");
+    }
+    // A taken email counts too: it is what someone probing for accounts would send.
+    let taken = client
+        .sign_up_from(office, "colleague1@example.com", ADA_PASSWORD)
+        .await;
+    assert_problem(taken, 409).await;
+    let refused = client.sign_up_from(office, ADA, ADA_PASSWORD).await;
+    assert_eq!(refused.status(), 429);
+    assert!(
+        (3590..=3600).contains(&retry_after(&refused)),
+        "{refused:?}"
+    );
+    let body = assert_problem(refused, 429).await;
+    assert_eq!(body["type"], "https://nubo.dev/problems/rate-limited");
+    // Nothing was created; from home, Ada signs up and in.
+    let nothing = client.log_in_from("192.0.2.7", ADA, ADA_PASSWORD).await;
+    assert_problem(nothing, 401).await;
+    let home = client.sign_up_from("192.0.2.7", ADA, ADA_PASSWORD).await;
+    assert_eq!(home.status(), 201);
+    client.log_in_ok(ADA, ADA_PASSWORD).await;
+    let signups = |outcome: &'static str| {
+        let system = &system;
+        async move {
+            let label = format!("outcome=\"{outcome}\"");
+            system
+                .metric("identity", "nubo_identity_signups_total", &[label.as_str()])
+                .await
+        }
+    };
+    assert_eq!(signups("created").await, Some(20.0));
+    assert_eq!(signups("email_taken").await, Some(1.0));
+    assert_eq!(signups("limited").await, Some(1.0));
     system.shutdown().await;
 }
