@@ -316,7 +316,7 @@ async fn me(
 }
 
 /// Rotate the signing key now (admins): a new key is published, and signs once every verifier
-/// can have seen it.
+/// can have seen it. While it waits, rotating again answers with it rather than adding another.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/identity/keys/rotate",
