@@ -12,6 +12,9 @@ pub const REFRESH_TOKEN_TTL_SECS: &str = "NUBO_IDENTITY_REFRESH_TOKEN_TTL_SECS";
 pub const KEY_PUBLISH_DELAY_SECS: &str = "NUBO_IDENTITY_KEY_PUBLISH_DELAY_SECS";
 pub const KEY_ROTATION_HOURS: &str = "NUBO_IDENTITY_KEY_ROTATION_HOURS";
 pub const KEY_RELOAD_SECS: &str = "NUBO_IDENTITY_KEY_RELOAD_SECS";
+pub const SIGNUPS_PER_ADDRESS_HOUR: &str = "NUBO_IDENTITY_SIGNUPS_PER_ADDRESS_HOUR";
+pub const PASSWORD_HASH_CONCURRENCY: &str = "NUBO_IDENTITY_PASSWORD_HASH_CONCURRENCY";
+pub const PASSWORD_HASH_WAIT_MS: &str = "NUBO_IDENTITY_PASSWORD_HASH_WAIT_MS";
 
 /// How long tokens live and when a new key may sign: what token issue and key rotation share.
 #[derive(Clone, Copy, Debug)]
@@ -28,6 +31,18 @@ pub struct Config {
     pub key_publish_delay: Duration,
     pub key_rotation: Duration,
     pub key_reload: Duration,
+    /// Sign-ups one client address may make in an hour.
+    pub signups_per_address_hour: u64,
+    /// Password hashes (about 19 MiB each) run at once; more wait for a turn.
+    pub password_hash_concurrency: usize,
+    /// How long a login or sign-up waits for a turn to hash before it is answered 503.
+    pub password_hash_wait: Duration,
+}
+
+/// The CPUs this process may use (its cgroup's quota in a container): argon2 is CPU-bound, so
+/// more hashes at once than this would only share the CPUs and hold more memory.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 impl Config {
@@ -63,6 +78,16 @@ impl Config {
             key_rotation: Duration::from_secs(3600 * env.bounded(KEY_ROTATION_HOURS, 24, 24 * 365)),
             // Never slower than 30 s: a replica must see a new key well before it starts signing.
             key_reload: Duration::from_secs(env.bounded(KEY_RELOAD_SECS, 30, 30)),
+            signups_per_address_hour: env.bounded(SIGNUPS_PER_ADDRESS_HOUR, 20, 1_000_000),
+            password_hash_concurrency: env.bounded(PASSWORD_HASH_CONCURRENCY, cpus() as u64, 1024)
+                as usize,
+            // Below the gateway's 3 s deadline for a call, so a client hears 503 from us
+            // rather than a timeout from the gateway.
+            password_hash_wait: Duration::from_millis(env.bounded(
+                PASSWORD_HASH_WAIT_MS,
+                1000,
+                60_000,
+            )),
         };
         env.finish()?;
         Ok(config)
@@ -92,6 +117,13 @@ mod tests {
                 KEY_PUBLISH_DELAY_SECS => config.key_publish_delay.as_secs(),
                 KEY_ROTATION_HOURS => config.key_rotation.as_secs() / 3600,
                 KEY_RELOAD_SECS => config.key_reload.as_secs(),
+                SIGNUPS_PER_ADDRESS_HOUR => config.signups_per_address_hour,
+                PASSWORD_HASH_CONCURRENCY => {
+                    assert_eq!(config.password_hash_concurrency, cpus());
+                    assert_eq!(*default, "the number of CPUs");
+                    continue;
+                }
+                PASSWORD_HASH_WAIT_MS => config.password_hash_wait.as_millis() as u64,
                 other => panic!("{other} is not checked"),
             };
             assert_eq!(value.to_string(), *default, "{name}");
@@ -106,6 +138,9 @@ mod tests {
             (KEY_PUBLISH_DELAY_SECS, "0"),
             (KEY_ROTATION_HOURS, "8760"),
             (KEY_RELOAD_SECS, "1"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "1"),
+            (PASSWORD_HASH_CONCURRENCY, "1024"),
+            (PASSWORD_HASH_WAIT_MS, "1"),
         ]))
         .unwrap();
         assert_eq!(config.access_token_ttl, Duration::from_secs(86_400));
@@ -113,6 +148,9 @@ mod tests {
         assert_eq!(config.key_publish_delay, Duration::ZERO);
         assert_eq!(config.key_rotation, Duration::from_secs(8760 * 3600));
         assert_eq!(config.key_reload, Duration::from_secs(1));
+        assert_eq!(config.signups_per_address_hour, 1);
+        assert_eq!(config.password_hash_concurrency, 1024);
+        assert_eq!(config.password_hash_wait, Duration::from_millis(1));
     }
 
     #[test]
@@ -127,6 +165,12 @@ mod tests {
             (KEY_ROTATION_HOURS, "8761"),
             (KEY_RELOAD_SECS, "31"),
             (KEY_RELOAD_SECS, "soon"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "0"),
+            (SIGNUPS_PER_ADDRESS_HOUR, "1000001"),
+            (PASSWORD_HASH_CONCURRENCY, "0"),
+            (PASSWORD_HASH_CONCURRENCY, "1025"),
+            (PASSWORD_HASH_WAIT_MS, "0"),
+            (PASSWORD_HASH_WAIT_MS, "60001"),
         ] {
             let error = Config::from_env(&vars(&[bad])).unwrap_err().to_string();
             assert!(error.contains(bad.0), "{bad:?}: {error}");

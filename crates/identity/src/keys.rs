@@ -3,10 +3,20 @@
 //! Keys live in the database, so every replica signs with the same key and serves the same
 //! JWKS. A new key is published at once but signs only after the publish delay, by which time
 //! every verifier that caches the JWKS has fetched it; the key it replaces stays published
-//! until every token it signed has expired. Which key signs is a function of time alone
-//! (the newest one whose `activated_at` has passed), so replicas switch together even between
-//! reloads. Two replicas rotating at once cannot both add a key: a key's `generation` is
-//! unique, and the second insert of a generation does nothing.
+//! until every token it signed has expired (the access token lifetime, the verifiers' leeway
+//! and a replica's reload interval after it stopped signing), then leaves the JWKS, and is
+//! deleted a day later. Which key signs is a function of time alone (the newest one whose
+//! `activated_at` has passed), so replicas switch together even between reloads. Two replicas
+//! rotating at once cannot both add a key: a key's `generation` is unique, and the second
+//! insert of a generation does nothing.
+//!
+//! The JWKS stays small however often rotations come: a rotation while the newest key still
+//! waits to sign adds nothing (that key is already the next one, and has signed nothing), so a
+//! new signer takes over at most once per publish delay. Published are then the signing key, at
+//! most one waiting key, and the keys that stopped signing within the retention: with daily
+//! rotation two keys, and at most 2 + retention / publish delay (6 at the defaults) however many
+//! admins press rotate. With a publish delay of zero (tests, verifiers that do not cache) a
+//! rotation signs at once, so only the retention bounds how long each rotation's key stays.
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -166,14 +176,18 @@ impl KeyRing {
 
     /// Creates and activates a key at once if there is none (first start), then loads them.
     pub async fn ensure_signing_key(&self) -> anyhow::Result<()> {
-        self.add_key(Rotation::First).await?;
+        self.add_key(Rotation::First, nubo_platform::clock::now())
+            .await?;
         self.reload().await
     }
 
-    /// Adds a key now; it signs after the publish delay. Returns the new key, or the one a
-    /// concurrent rotation added.
+    /// Adds a key now; it signs after the publish delay. Returns the new key, or the one that
+    /// is already waiting to sign (added by an earlier or a concurrent rotation).
     pub async fn rotate(&self) -> anyhow::Result<KeyInfo> {
-        if let Some(added) = self.add_key(Rotation::Forced).await? {
+        if let Some(added) = self
+            .add_key(Rotation::Forced, nubo_platform::clock::now())
+            .await?
+        {
             return Ok(added);
         }
         self.reload().await?;
@@ -181,9 +195,13 @@ impl KeyRing {
             .context("a concurrent rotation left no key behind")
     }
 
-    /// Adds a key if the newest is older than `every`. Returns it if this replica added it.
-    pub async fn rotate_if_due(&self, every: Duration) -> anyhow::Result<Option<KeyInfo>> {
-        let now = nubo_platform::clock::now();
+    /// Adds a key if at `now` the newest is older than `every` and already signs. Returns it if
+    /// this replica added it.
+    pub async fn rotate_if_due(
+        &self,
+        every: Duration,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<KeyInfo>> {
         // Checked against what is loaded first, so a replica does not open a write
         // transaction every time it looks; the transaction checks again.
         let due = self
@@ -193,7 +211,7 @@ impl KeyRing {
         if !due {
             return Ok(None);
         }
-        self.add_key(Rotation::Due(every)).await
+        self.add_key(Rotation::Due(every), now).await
     }
 
     /// The newest key, which is the one signing or about to.
@@ -206,19 +224,27 @@ impl KeyRing {
         })
     }
 
-    async fn add_key(&self, rotation: Rotation) -> anyhow::Result<Option<KeyInfo>> {
-        let now = nubo_platform::clock::now();
+    async fn add_key(
+        &self,
+        rotation: Rotation,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<Option<KeyInfo>> {
         let mut tx = self.db.begin().await?;
         let newest = store::newest_signing_key(&mut tx).await?;
         let (generation, activated_at) = match (rotation, newest) {
             // Nothing can have been signed yet, so nothing waits for verifiers to learn it.
             (Rotation::First, None) => (1, now),
             (Rotation::First, Some(_)) => return Ok(None),
-            (Rotation::Due(every), Some((_, created))) if created + delta(every) > now => {
+            (Rotation::Due(every), Some(newest)) if newest.created_at + delta(every) > now => {
+                return Ok(None);
+            }
+            // The newest key has not signed yet: it is the next key already, and another one
+            // would only be one more in the JWKS.
+            (Rotation::Due(_) | Rotation::Forced, Some(newest)) if newest.activated_at > now => {
                 return Ok(None);
             }
             (Rotation::Due(_) | Rotation::Forced, newest) => (
-                newest.map_or(1, |(generation, _)| generation + 1),
+                newest.map_or(1, |newest| newest.generation + 1),
                 now + delta(self.lifetimes.key_publish_delay),
             ),
         };
@@ -294,15 +320,17 @@ impl KeyRing {
             .map(|k| k.decoding.clone())
     }
 
-    /// Deletes keys no longer published (with a day's margin, for replicas with other TTLs).
-    async fn purge(&self) -> anyhow::Result<()> {
-        let before = nubo_platform::clock::now() - self.retention() - TimeDelta::days(1);
+    /// Deletes the keys no longer published at `now`, a day after they left the JWKS: a
+    /// replica configured with a longer token lifetime (a day at most) during a rollout still
+    /// finds the keys its own tokens need.
+    pub async fn delete_retired(&self, now: DateTime<Utc>) -> anyhow::Result<u64> {
+        let before = now - self.retention() - TimeDelta::days(1);
         let deleted = store::delete_signing_keys_retired_before(&self.db, before).await?;
         if deleted > 0 {
             tracing::info!(deleted, "deleted retired token signing keys");
             self.reload().await?;
         }
-        Ok(())
+        Ok(deleted)
     }
 
     /// The background task: every `reload`, rotate if the newest key is older than
@@ -318,13 +346,14 @@ impl KeyRing {
                 tracing::warn!(error = format!("{e:#}"), "cannot reload token signing keys");
                 continue;
             }
-            if let Err(e) = self.rotate_if_due(rotation).await {
+            let now = nubo_platform::clock::now();
+            if let Err(e) = self.rotate_if_due(rotation, now).await {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "cannot rotate the token signing key"
                 );
             }
-            if let Err(e) = self.purge().await {
+            if let Err(e) = self.delete_retired(now).await {
                 tracing::warn!(
                     error = format!("{e:#}"),
                     "cannot delete retired signing keys"

@@ -26,7 +26,8 @@ pub use routes::openapi;
 
 use crate::config::{
     ACCESS_TOKEN_TTL_SECS, Config, KEY_PUBLISH_DELAY_SECS, KEY_RELOAD_SECS, KEY_ROTATION_HOURS,
-    REFRESH_TOKEN_TTL_SECS,
+    PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_WAIT_MS, REFRESH_TOKEN_TTL_SECS,
+    SIGNUPS_PER_ADDRESS_HOUR,
 };
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -69,6 +70,21 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "how often each replica reloads the signing keys from the database, in seconds",
             "30",
         ),
+        (
+            SIGNUPS_PER_ADDRESS_HOUR,
+            "sign-ups one client address may make in an hour; more are answered 429 with Retry-After",
+            "20",
+        ),
+        (
+            PASSWORD_HASH_CONCURRENCY,
+            "how many password hashes (argon2id, about 19 MiB each) run at once; logins and sign-ups beyond it wait their turn",
+            "the number of CPUs",
+        ),
+        (
+            PASSWORD_HASH_WAIT_MS,
+            "how long a login or sign-up waits for its turn to hash before it is answered 503 with Retry-After, in milliseconds",
+            "1000",
+        ),
     ],
     check_env: Some(|env, _mode| config::Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
@@ -107,7 +123,7 @@ pub async fn create_account(
     let email = domain::Email::parse(email).map_err(anyhow::Error::msg)?;
     let password = domain::Password::parse(nubo_platform::config::Secret::new(password))
         .map_err(anyhow::Error::msg)?;
-    match accounts::sign_up(db, &email, password, role).await {
+    match accounts::create(db, &email, password, role).await {
         Ok(user) => Ok(user.id),
         Err(accounts::SignupError::EmailTaken) => {
             anyhow::bail!("an account with this email exists already")

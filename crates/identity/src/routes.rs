@@ -23,8 +23,8 @@ use crate::config::Config;
 use crate::domain::{Credentials, Profile, Role};
 use crate::keys::{KeyInfo, KeyRing};
 use crate::login_limits::{self, Limited};
-use crate::metrics::{IdentityMetrics, Login, Refresh};
-use crate::passwords;
+use crate::metrics::{IdentityMetrics, Login, Refresh, Signup};
+use crate::passwords::{self, Busy, HashPool};
 use crate::sessions::{RefreshError, RefreshToken, Sessions};
 use crate::store;
 use crate::tokens::{self, Claims, Jwks};
@@ -37,16 +37,20 @@ pub struct Identity {
     pub sessions: Sessions,
     pub config: Config,
     metrics: IdentityMetrics,
+    /// Every password hash of this replica's requests takes a permit from here.
+    hashes: HashPool,
     /// What an unknown email's password is checked against.
     decoy: Arc<str>,
 }
 
 impl Identity {
     pub async fn new(ctx: Context, keys: KeyRing, config: Config) -> anyhow::Result<Self> {
+        let hashes = HashPool::new(config.password_hash_concurrency, config.password_hash_wait);
         Ok(Self {
             sessions: Sessions::new(ctx.db.clone(), keys.clone(), config.lifetimes()),
-            decoy: passwords::decoy().await?,
-            metrics: IdentityMetrics::register(&ctx.metrics),
+            decoy: passwords::decoy(hashes.permit().await?).await?,
+            metrics: IdentityMetrics::register(&ctx.metrics, &hashes),
+            hashes,
             ctx,
             keys,
             config,
@@ -119,22 +123,40 @@ async fn jwks(State(state): State<Identity>) -> Response {
         problems::BadRequest,
         problems::Conflict,
         problems::Invalid,
+        problems::TooManyRequests,
         problems::Internal,
+        problems::Unavailable,
     )
 )]
 async fn sign_up(
     State(state): State<Identity>,
+    client: ClientAddr,
     Json(input): Json<Credentials>,
 ) -> Result<Response, ApiError> {
+    let (metrics, client) = (&state.metrics, client.0.as_str());
     let (email, password) = input.for_signup().map_err(ApiError::Invalid)?;
-    let user = accounts::sign_up(&state.ctx.db, &email, password, Role::Customer)
-        .await
-        .map_err(|e| match e {
-            SignupError::EmailTaken => {
-                ApiError::Conflict("an account with this email already exists".into())
-            }
-            SignupError::Internal(e) => ApiError::Internal(e),
-        })?;
+    let per_hour = state.config.signups_per_address_hour;
+    if let Err(limited) = login_limits::signup_attempt(&state.ctx.cache, client, per_hour).await {
+        metrics.signup(Signup::Limited, client);
+        return Err(too_many(limited, "too many sign-ups from this address"));
+    }
+    let permit = state.hashes.permit().await.map_err(|e| {
+        metrics.signup(Signup::Busy, client);
+        busy(e)
+    })?;
+    let signed_up =
+        accounts::sign_up(&state.ctx.db, permit, &email, password, Role::Customer).await;
+    let user = match signed_up {
+        Ok(user) => user,
+        Err(SignupError::EmailTaken) => {
+            metrics.signup(Signup::EmailTaken, client);
+            return Err(ApiError::Conflict(
+                "an account with this email already exists".into(),
+            ));
+        }
+        Err(SignupError::Internal(e)) => return Err(ApiError::Internal(e)),
+    };
+    metrics.signup(Signup::Created, client);
     Ok((StatusCode::CREATED, Json(user.profile())).into_response())
 }
 
@@ -152,6 +174,7 @@ async fn sign_up(
         problems::Invalid,
         problems::TooManyRequests,
         problems::Internal,
+        problems::Unavailable,
     )
 )]
 async fn log_in(
@@ -168,17 +191,30 @@ async fn log_in(
         ));
     }
     let (email, password) = input.for_login().map_err(ApiError::Invalid)?;
-    if let Err(limited) = login_limits::account_attempt(cache, &email).await {
+    // A turn to hash first: an attempt that could not be checked must not count against the
+    // account, or a busy replica would lock its owner out.
+    let permit = state.hashes.permit().await.map_err(|e| {
+        metrics.login(Login::Busy, client);
+        busy(e)
+    })?;
+    if let Err(limited) = login_limits::account_attempt(cache, &email, client).await {
         metrics.login(Login::AccountLimited, client);
-        return Err(too_many(limited, "too many failed logins for this account"));
+        return Err(too_many(
+            limited,
+            "too many failed logins for this account from this address",
+        ));
     }
-    let Some(user) = accounts::authenticate(&state.ctx.db, &state.decoy, &email, password).await?
-    else {
+    let authenticated =
+        accounts::authenticate(&state.ctx.db, permit, &state.decoy, &email, password).await?;
+    let Some(user) = authenticated else {
+        if login_limits::account_failed(cache, &email).await {
+            metrics.account_under_attack();
+        }
         metrics.login(Login::WrongCredentials, client);
         // One message for an unknown email and a wrong password: no account enumeration.
         return Err(unauthorized("wrong email or password"));
     };
-    login_limits::account_succeeded(cache, &email).await;
+    login_limits::account_succeeded(cache, &email, client).await;
     let pair = state.sessions.start(&user).await?;
     metrics.login(Login::Succeeded, client);
     Ok(no_store(Json(pair)))
@@ -280,7 +316,7 @@ async fn me(
 }
 
 /// Rotate the signing key now (admins): a new key is published, and signs once every verifier
-/// can have seen it.
+/// can have seen it. While it waits, rotating again answers with it rather than adding another.
 #[utoipa::path(
     post,
     path = "/api/v1/admin/identity/keys/rotate",
@@ -333,7 +369,7 @@ impl FromRequestParts<Identity> for Authenticated {
     }
 }
 
-/// Who is logging in: the first address of `x-forwarded-for` (the gateway sets it), else the
+/// Who is logging in or signing up: the first address of `x-forwarded-for` (the gateway sets it), else the
 /// peer. Only the gateway can reach identity in a deployment (NetworkPolicy), so the header is
 /// trusted.
 pub struct ClientAddr(pub String);
@@ -379,6 +415,17 @@ fn too_many(limited: Limited, detail: &str) -> ApiError {
         .with_kind("rate-limited")
         .retry_after(limited.retry_after_secs)
         .into()
+}
+
+/// Every hasher stayed busy: a transient fault, worth a retry in a second.
+fn busy(_: Busy) -> ApiError {
+    Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "too many passwords are being checked right now; retry shortly",
+    )
+    .with_kind("overloaded")
+    .retry_after(1)
+    .into()
 }
 
 /// Tokens must not be cached by anything between here and the client (RFC 6749 5.1).

@@ -24,7 +24,7 @@ pub async fn demo_accounts(ctx: Context) -> anyhow::Result<()> {
     for (email, password, role) in DEMO_ACCOUNTS {
         let email = Email::parse(email).map_err(anyhow::Error::msg)?;
         let password = Password::parse(Secret::new(*password)).map_err(anyhow::Error::msg)?;
-        match accounts::sign_up(&ctx.db, &email, password, *role).await {
+        match accounts::create(&ctx.db, &email, password, *role).await {
             // Another replica seeding at the same moment got there first.
             Ok(_) | Err(SignupError::EmailTaken) => {}
             Err(SignupError::Internal(e)) => return Err(e),

@@ -249,10 +249,19 @@ pub async fn signing_keys(db: &Db) -> Result<Vec<KeyRow>, sqlx::Error> {
     with_db!(db, pool => sqlx::query_as::<_, KeyRow>(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await)
 }
 
-/// The newest key's generation and creation time, read inside a rotation.
-pub async fn newest_signing_key(tx: &mut Tx) -> Result<Option<(i64, DateTime<Utc>)>, sqlx::Error> {
-    let sql = "SELECT generation, created_at FROM signing_keys ORDER BY generation DESC LIMIT 1";
-    with_tx!(tx, conn => sqlx::query_as::<_, (i64, DateTime<Utc>)>(sql).fetch_optional(conn).await)
+/// The newest key as a rotation reads it: when it was made and when it signs from.
+#[derive(Clone, Copy, Debug, sqlx::FromRow)]
+pub struct NewestKey {
+    pub generation: i64,
+    pub created_at: DateTime<Utc>,
+    pub activated_at: DateTime<Utc>,
+}
+
+/// The newest key, read inside a rotation.
+pub async fn newest_signing_key(tx: &mut Tx) -> Result<Option<NewestKey>, sqlx::Error> {
+    let sql = "SELECT generation, created_at, activated_at FROM signing_keys \
+               ORDER BY generation DESC LIMIT 1";
+    with_tx!(tx, conn => sqlx::query_as::<_, NewestKey>(sql).fetch_optional(conn).await)
 }
 
 /// Adds a key unless its generation exists already; false if another replica got there first.

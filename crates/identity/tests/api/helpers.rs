@@ -66,6 +66,17 @@ impl Client {
         .await
     }
 
+    /// Signs up from the client address `ip`, as the gateway forwards it.
+    pub async fn sign_up_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/api/v1/identity/signup", self.base))
+            .header("x-forwarded-for", ip)
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn sign_up_ok(&self, email: &str, password: &str) -> Value {
         let response = self.sign_up(email, password).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());

@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use nubo_identity::config::Lifetimes;
+use nubo_identity::domain::Role;
 use nubo_identity::keys::KeyRing;
+use nubo_identity::tokens::{self, Claims};
+use nubo_platform::chrono::{DateTime, TimeDelta, Utc};
 use nubo_platform::testing::TestMode;
 use nubo_platform::{both_modes, sqlx, with_db};
 use serde_json::Value;
@@ -20,6 +23,8 @@ both_modes!(
     two_replicas_over_one_database_agree_on_the_keys,
     replicas_racing_add_one_key_not_two,
     a_bad_setting_stops_identity_with_a_message_naming_it,
+    twenty_rotations_in_a_row_add_one_waiting_key_and_a_token_from_before_still_verifies,
+    a_month_of_daily_rotations_keeps_two_keys_published_and_three_stored,
 );
 
 const RELOAD_EVERY_SECOND: (&str, &str) = ("NUBO_IDENTITY_KEY_RELOAD_SECS", "1");
@@ -147,7 +152,7 @@ async fn replicas_racing_add_one_key_not_two(mode: TestMode) {
     let rotated = futures_join(
         rings
             .iter()
-            .map(|ring| ring.rotate_if_due(Duration::from_secs(1))),
+            .map(|ring| ring.rotate_if_due(Duration::from_secs(1), nubo_platform::clock::now())),
     )
     .await;
     let added: Vec<_> = rotated.into_iter().filter_map(Result::unwrap).collect();
@@ -175,4 +180,96 @@ async fn a_bad_setting_stops_identity_with_a_message_naming_it(mode: TestMode) {
     );
     assert!(error.contains("soon"), "{error}");
     system.shutdown().await;
+}
+
+async fn twenty_rotations_in_a_row_add_one_waiting_key_and_a_token_from_before_still_verifies(
+    mode: TestMode,
+) {
+    // The default publish delay: a new key waits five minutes before it signs.
+    let system = start_with_env(mode, &[]).await;
+    let client = Client::of(&system);
+    let admin = client.access_token(ADMIN).await;
+    let before = client.access_token(CUSTOMER).await;
+    let signing = kid_of(&before);
+
+    // An admin presses rotate twenty times: the first adds the next key, the others find it
+    // waiting and answer with it.
+    let mut answered = Vec::new();
+    for _ in 0..20 {
+        let response = client.rotate(&admin).await;
+        assert_eq!(response.status(), 200);
+        let key: Value = response.json().await.unwrap();
+        answered.push(key["kid"].as_str().unwrap().to_owned());
+    }
+    let next = answered[0].clone();
+    assert_ne!(next, signing);
+    assert!(answered.iter().all(|kid| *kid == next), "{answered:?}");
+
+    let jwks = client.jwks().await;
+    assert_eq!(kids(&jwks), [next, signing]);
+    assert_eq!(stored_keys(&system).await.len(), 2);
+    // The token signed before the rotations verifies, here and against the JWKS.
+    tokens::verify_with_jwks(&before, &jwks).unwrap();
+    assert_eq!(client.me(&before).await.status(), 200);
+    system.shutdown().await;
+}
+
+async fn a_month_of_daily_rotations_keeps_two_keys_published_and_three_stored(mode: TestMode) {
+    let system = start_with_env(mode, &[]).await;
+    let lifetimes = Lifetimes {
+        access_token: Duration::from_secs(900),
+        refresh_token: Duration::from_secs(30 * 24 * 3600),
+        key_publish_delay: Duration::from_secs(300),
+    };
+    // A replica of our own, driven through thirty days by the clock we hand it.
+    let ring = KeyRing::new(system.db("identity").await, lifetimes);
+    ring.reload().await.unwrap();
+    let day = TimeDelta::days(1);
+    let start = nubo_platform::clock::now();
+    let user = nubo_platform::uuid::Uuid::new_v4();
+    let sign_at = |at: DateTime<Utc>| {
+        let (kid, key) = ring.signer(at).expect("a key signs at every moment");
+        let claims = Claims::new(user, vec![Role::Customer], at.timestamp(), 900);
+        (kid.clone(), tokens::sign(&claims, &kid, &key).unwrap())
+    };
+    let verifies_at = |token: &str, at: DateTime<Utc>| {
+        tokens::verify(token, |kid| ring.decoding_key(kid, at)).is_ok()
+    };
+    for n in 1..=30 {
+        let now = start + day * n;
+        let added = ring
+            .rotate_if_due(Duration::from_secs(24 * 3600), now)
+            .await
+            .unwrap()
+            .expect("a day on, the key is due");
+        // The last token the old key signs, a second before the new one takes over...
+        let last = added.activated_at - TimeDelta::seconds(1);
+        let (old, token) = sign_at(last);
+        assert_ne!(old, added.kid);
+        assert_eq!(sign_at(added.activated_at).0, added.kid);
+        // ...verifies until it expires, and its key leaves the JWKS soon after.
+        let expires = last + TimeDelta::seconds(900);
+        assert!(verifies_at(&token, expires), "day {n}");
+        let gone = added.activated_at + TimeDelta::seconds(900 + 30 + 30);
+        assert!(!verifies_at(&token, gone), "day {n}");
+        assert!(!kids_at(&ring, gone).contains(&old), "day {n}");
+
+        // What a replica's daily round leaves: the signing key and the next one published,
+        // and the one before them still stored, for a day.
+        ring.delete_retired(now).await.unwrap();
+        assert!(
+            kids_at(&ring, now).len() <= 2,
+            "day {n}: {:?}",
+            kids_at(&ring, now)
+        );
+        assert!(stored_keys(&system).await.len() <= 3, "day {n}");
+    }
+    assert_eq!(kids_at(&ring, start + day * 30).len(), 2);
+    assert_eq!(stored_keys(&system).await.len(), 3);
+    system.shutdown().await;
+}
+
+/// The kids `ring` publishes at `at`.
+fn kids_at(ring: &KeyRing, at: DateTime<Utc>) -> Vec<String> {
+    ring.jwks(at).keys.into_iter().map(|k| k.kid).collect()
 }
