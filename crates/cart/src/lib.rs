@@ -18,8 +18,6 @@ pub use routes::openapi;
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "cart",
-    default_port: 8083,
-    ops_port: None,
     // The cart lives in the cache; the database holds only the platform's tables.
     migrations: Migrations::NONE,
     publishes: &[],
@@ -41,6 +39,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: None,
 };
 

@@ -25,8 +25,6 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "catalog",
-    default_port: 8082,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -41,6 +39,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     env: &[],
     check_env: None,
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),
 };
 

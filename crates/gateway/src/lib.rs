@@ -20,9 +20,6 @@ pub const CLIENT_IP_HEADER: &str = "NUBO_GATEWAY_CLIENT_IP_HEADER";
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "gateway",
-    default_port: 8080,
-    // Its port is the public edge: probes and metrics are served apart, for the cluster only.
-    ops_port: Some(8090),
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],
@@ -41,6 +38,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| rate_limit::Limits::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: None,
     seed: None,
 };
 

@@ -35,8 +35,6 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "identity",
-    default_port: 8081,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -88,6 +86,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| config::Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_accounts(ctx))),
 };
 

@@ -28,8 +28,6 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "inventory",
-    default_port: 8084,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -55,6 +53,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     // Demo stock arrives through NUBO_INVENTORY_INITIAL_STOCK as the catalog seeds products.
     seed: None,
 };

@@ -43,8 +43,6 @@ pub const PAYMENTS_REFUNDED_CONSUMER: &str = "notifications-payments-refunded";
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "notifications",
-    default_port: 8087,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -88,6 +86,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, mode| Config::from_env(env, mode).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: None,
 };
 

@@ -7,6 +7,7 @@ mod distributed;
 mod embedded;
 mod loadgen;
 mod manifests;
+mod openapi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,6 +67,16 @@ enum Command {
     /// Load a running shop with shoppers checking out through its gateway, then report
     /// throughput, latency and whether every unit sold is accounted for.
     Loadgen(loadgen::LoadArgs),
+    /// Write the public API's OpenAPI document, merged from every service's handlers, where the
+    /// gateway serves it from.
+    Openapi {
+        /// Where to write it.
+        #[arg(long, default_value = openapi::FILE)]
+        file: PathBuf,
+        /// Compare with what is there instead of writing; fail if it differs.
+        #[arg(long)]
+        check: bool,
+    },
     /// Write the Kubernetes manifests under deploy/kubernetes from the service descriptions.
     Manifests {
         /// Where to write them.
@@ -108,13 +119,13 @@ pub fn service(name: &str) -> &'static ServiceDescription {
 
 /// The port of `desc` when the gateway is on `gateway_port`.
 pub fn port_of(desc: &ServiceDescription, gateway_port: u16) -> u16 {
-    shifted(desc.default_port, gateway_port)
+    shifted(desc.default_port(), gateway_port)
 }
 
 /// The port of `desc`'s probes and metrics, if they have one of their own, when the gateway is
 /// on `gateway_port`.
 pub fn ops_port_of(desc: &ServiceDescription, gateway_port: u16) -> Option<u16> {
-    desc.ops_port.map(|port| shifted(port, gateway_port))
+    desc.ops_port().map(|port| shifted(port, gateway_port))
 }
 
 /// Every port `nubo up` opens when the gateway is on `gateway_port`, with the service it is for.
@@ -130,7 +141,7 @@ pub fn ports(gateway_port: u16) -> Vec<(&'static str, u16)> {
 }
 
 fn shifted(default_port: u16, gateway_port: u16) -> u16 {
-    let offset = default_port.saturating_sub(nubo_gateway::SERVICE.default_port);
+    let offset = default_port.saturating_sub(nubo_gateway::SERVICE.default_port());
     gateway_port.saturating_add(offset)
 }
 
@@ -151,6 +162,7 @@ fn main() -> ExitCode {
             Command::Migrate { services } => migrate(services).await,
             Command::CreateAdmin { email } => create_admin(&email).await,
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
+            Command::Openapi { file, check } => openapi::run(SERVICES, &file, check),
             Command::Loadgen(args) => loadgen::run(args).await,
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
@@ -235,8 +247,8 @@ fn describe() -> serde_json::Value {
         .map(|s| {
             serde_json::json!({
                 "name": s.name,
-                "port": s.default_port,
-                "ops_port": s.ops_port,
+                "port": s.default_port(),
+                "ops_port": s.ops_port(),
                 "url_variable": s.url_variable(),
                 "publishes": s.publishes,
                 "consumes": s.consumes.iter().map(|c| serde_json::json!({
@@ -247,7 +259,7 @@ fn describe() -> serde_json::Value {
                     "name": name, "meaning": meaning, "default": default,
                 })).collect::<Vec<_>>(),
                 "probes": {
-                    "port": s.ops_port.unwrap_or(s.default_port),
+                    "port": s.ops_port().unwrap_or(s.default_port()),
                     "liveness": "/livez", "readiness": "/readyz", "startup": "/startupz",
                 },
                 "metrics": "/metrics",

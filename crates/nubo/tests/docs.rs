@@ -39,10 +39,7 @@ fn the_readme_documents_every_variable() {
 fn every_service_listens_on_its_port_in_the_platform_table() {
     for service in services() {
         let name = service["name"].as_str().unwrap();
-        let expected = nubo_platform::config::SERVICES
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, port)| *port);
+        let expected = nubo_platform::config::ports_of(name).map(|s| s.port);
         assert_eq!(
             Some(service["port"].as_u64().unwrap() as u16),
             expected,

@@ -101,7 +101,7 @@ fn every_variable_a_manifest_sets_is_one_its_service_reads() {
     known.extend(
         nubo_platform::config::SERVICES
             .iter()
-            .map(|(n, _)| nubo_platform::config::url_variable(n)),
+            .map(|s| nubo_platform::config::url_variable(s.name)),
     );
     for service in services() {
         let name = service["name"].as_str().unwrap();

@@ -26,8 +26,6 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "orders",
-    default_port: 8085,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -43,6 +41,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     env: config::VARIABLES,
     check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: None,
 };
 

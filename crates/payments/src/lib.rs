@@ -26,8 +26,6 @@ static POSTGRES: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres")
 
 pub static SERVICE: ServiceDescription = ServiceDescription {
     name: "payments",
-    default_port: 8086,
-    ops_port: None,
     migrations: Migrations {
         sqlite: &SQLITE,
         postgres: &POSTGRES,
@@ -55,6 +53,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
+    openapi: Some(openapi),
     seed: None,
 };
 

@@ -21,7 +21,7 @@ pub fn known_variables(services: &[&ServiceDescription]) -> Vec<String> {
     known.extend(
         config::SERVICES
             .iter()
-            .map(|(name, _)| config::url_variable(name)),
+            .map(|s| config::url_variable(s.name)),
     );
     for desc in services {
         known.extend(desc.env.iter().map(|v| v.0.to_owned()));
@@ -45,9 +45,9 @@ pub fn settings_for(
     desc: &ServiceDescription,
     default_mode: Mode,
 ) -> ServiceEnvironment {
-    let mut settings = Settings::read(env, default_mode, desc.default_port);
+    let mut settings = Settings::read(env, default_mode, desc.default_port());
     if settings.ops_addr.is_none()
-        && let Some(port) = desc.ops_port
+        && let Some(port) = desc.ops_port()
     {
         settings.ops_addr = Some(std::net::SocketAddr::new(settings.http_addr.ip(), port));
     }
@@ -100,7 +100,7 @@ pub fn read_environment(desc: &ServiceDescription) -> Result<ServiceEnvironment,
     let known: Vec<&str> = known.iter().map(String::as_str).collect();
     let others: Vec<&str> = config::SERVICES
         .iter()
-        .map(|(n, _)| *n)
+        .map(|s| s.name)
         .filter(|n| *n != desc.name)
         .collect();
     env.reject_unknown(&known, &others);

@@ -40,18 +40,49 @@ pub const EVENT_MAX_ATTEMPTS: &str = "NUBO_EVENT_MAX_ATTEMPTS";
 pub const EVENT_ACK_WAIT_MS: &str = "NUBO_EVENT_ACK_WAIT_MS";
 pub const OUTBOX_POLL_MS: &str = "NUBO_OUTBOX_POLL_MS";
 
-/// Every service of the shop. A variable `NUBO_<SERVICE>_...` belongs to that service: a process
-/// running other services ignores it instead of calling it unknown.
-pub const SERVICES: &[(&str, u16)] = &[
-    ("gateway", 8080),
-    ("identity", 8081),
-    ("catalog", 8082),
-    ("cart", 8083),
-    ("inventory", 8084),
-    ("orders", 8085),
-    ("payments", 8086),
-    ("notifications", 8087),
+/// A service of the shop and where it listens.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServicePorts {
+    pub name: &'static str,
+    /// Its port unless told otherwise (`NUBO_HTTP_ADDR`); also its port in `nubo up`, shifted
+    /// with `--port`.
+    pub port: u16,
+    /// A port of its own for its probes and `/metrics`, kept off `port` (the gateway's, whose
+    /// port the internet reaches); `None` serves them on `port`.
+    pub ops_port: Option<u16>,
+}
+
+const fn service(name: &'static str, port: u16) -> ServicePorts {
+    ServicePorts {
+        name,
+        port,
+        ops_port: None,
+    }
+}
+
+/// Every service of the shop, the one list of them: each crate's description, `nubo`'s
+/// composition, the manifests and the default addresses all take names and ports from here. A
+/// variable `NUBO_<SERVICE>_...` belongs to that service: a process running other services
+/// ignores it instead of calling it unknown.
+pub const SERVICES: &[ServicePorts] = &[
+    ServicePorts {
+        name: "gateway",
+        port: 8080,
+        ops_port: Some(8090),
+    },
+    service("identity", 8081),
+    service("catalog", 8082),
+    service("cart", 8083),
+    service("inventory", 8084),
+    service("orders", 8085),
+    service("payments", 8086),
+    service("notifications", 8087),
 ];
+
+/// Where `service` listens, if it is a service of the shop.
+pub fn ports_of(service: &str) -> Option<&'static ServicePorts> {
+    SERVICES.iter().find(|s| s.name == service)
+}
 
 /// `NUBO_<SERVICE>_URL`, where a service is reached by the others.
 pub fn url_variable(service: &str) -> String {
@@ -60,10 +91,7 @@ pub fn url_variable(service: &str) -> String {
 
 /// Where a service is reached when `NUBO_<SERVICE>_URL` is unset: its Kubernetes Service name.
 pub fn default_url(service: &str) -> Option<String> {
-    SERVICES
-        .iter()
-        .find(|(name, _)| *name == service)
-        .map(|(name, port)| format!("http://{name}:{port}"))
+    ports_of(service).map(|s| format!("http://{}:{}", s.name, s.port))
 }
 
 /// Not ours, but read: the standard OpenTelemetry exporter endpoint.

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::auth::Verifier;
 use crate::cache::Cache;
 use crate::client::{ClientConfig, ServiceClient};
-use crate::config::{Mode, Settings};
+use crate::config::{self, Mode, Settings};
 use crate::events::consumer::Consumer;
 use crate::events::{Bus, Event, outbox};
 use crate::metrics::Metrics;
@@ -32,12 +32,8 @@ pub type CheckEnvFn = fn(&BTreeMap<String, String>, Mode) -> anyhow::Result<()>;
 
 /// What a service is. Each service crate exports one as a `static`.
 pub struct ServiceDescription {
+    /// Its name in [`config::SERVICES`], which says where it listens.
     pub name: &'static str,
-    /// The port it listens on unless told otherwise; also its port in `nubo up`.
-    pub default_port: u16,
-    /// A port of its own for the probes and `/metrics`, kept off the service's port: for a
-    /// service whose port the internet reaches (the gateway). `None` serves them on its port.
-    pub ops_port: Option<u16>,
     pub migrations: Migrations,
     /// Subjects of the events it writes to its outbox.
     pub publishes: &'static [&'static str],
@@ -51,6 +47,9 @@ pub struct ServiceDescription {
     /// process before any port opens; the error names the variable.
     pub check_env: Option<CheckEnvFn>,
     pub build: BuildFn,
+    /// Its part of the public API's OpenAPI document, generated from its handlers; `nubo`
+    /// merges every part into the document the gateway serves.
+    pub openapi: Option<fn() -> utoipa::openapi::OpenApi>,
     /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
     pub seed: Option<SeedFn>,
 }
@@ -64,6 +63,17 @@ pub struct Consumes {
 }
 
 impl ServiceDescription {
+    /// The port it listens on unless told otherwise (0, any port, for a service not in
+    /// [`config::SERVICES`], such as a test's).
+    pub fn default_port(&self) -> u16 {
+        config::ports_of(self.name).map_or(0, |s| s.port)
+    }
+
+    /// The port of its probes and `/metrics`, when they are kept off its own.
+    pub fn ops_port(&self) -> Option<u16> {
+        config::ports_of(self.name).and_then(|s| s.ops_port)
+    }
+
     /// `NUBO_<NAME>_URL`: where other services reach this one.
     pub fn url_variable(&self) -> String {
         format!("NUBO_{}_URL", self.name.to_uppercase())

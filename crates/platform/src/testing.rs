@@ -222,7 +222,7 @@ impl TestSystem {
     /// if it keeps them apart.
     fn settings_of(&self, desc: &ServiceDescription) -> Settings {
         let mut settings = self.base.clone();
-        if desc.ops_port.is_some() {
+        if desc.ops_port().is_some() {
             settings.ops_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         }
         settings

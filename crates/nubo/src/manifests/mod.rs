@@ -265,8 +265,6 @@ mod tests {
 
     static WORKER: ServiceDescription = ServiceDescription {
         name: "notifications",
-        default_port: 8087,
-        ops_port: None,
         migrations: Migrations::NONE,
         publishes: &[],
         consumes: &[Consumes {
@@ -277,6 +275,7 @@ mod tests {
         env: &[],
         check_env: None,
         build: |_| Box::pin(async { Ok(Parts::default()) }),
+        openapi: None,
         seed: None,
     };
 

@@ -61,7 +61,7 @@ pub fn callers(target: &str, all: &[&'static ServiceDescription]) -> Vec<&'stati
 fn port_of(name: &str, all: &[&'static ServiceDescription]) -> u16 {
     all.iter()
         .find(|d| d.name == name)
-        .map(|d| d.default_port)
+        .map(|d| d.default_port())
         .unwrap_or_else(|| panic!("a service calls {name}, which is not in the shop"))
 }
 
@@ -86,7 +86,7 @@ pub fn policies(all: &[&'static ServiceDescription]) -> Vec<Value> {
         }),
     ];
     for desc in all {
-        let port = desc.default_port;
+        let port = desc.default_port();
         let mut ingress = Vec::new();
         let from = callers(desc.name, all);
         if !from.is_empty() {
@@ -100,7 +100,7 @@ pub fn policies(all: &[&'static ServiceDescription]) -> Vec<Value> {
             ingress.push(json!({ "ports": tcp(&[port, LINKERD_INBOUND]) }));
         }
         // Metrics are scraped where they are served: the gateway's ops port, else the service's.
-        let metrics = desc.ops_port.unwrap_or(port);
+        let metrics = desc.ops_port().unwrap_or(port);
         ingress.push(
             json!({ "from": [namespace("monitoring")], "ports": tcp(&[metrics, LINKERD_ADMIN]) }),
         );

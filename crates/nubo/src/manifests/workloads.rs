@@ -75,14 +75,14 @@ pub fn service(
     _all: &[&'static ServiceDescription],
 ) -> Vec<Value> {
     let name = desc.name;
-    let port = desc.default_port;
+    let port = desc.default_port();
     // The gateway keeps its probes and metrics off its public port, on a port of their own.
-    let (probes, metrics_port) = match desc.ops_port {
+    let (probes, metrics_port) = match desc.ops_port() {
         Some(ops) => ("ops", ops),
         None => ("http", port),
     };
     let mut ports = vec![json!({ "name": "http", "containerPort": port, "protocol": "TCP" })];
-    if let Some(ops) = desc.ops_port {
+    if let Some(ops) = desc.ops_port() {
         ports.push(json!({ "name": "ops", "containerPort": ops, "protocol": "TCP" }));
     }
     let deployment = json!({

@@ -11,8 +11,6 @@ use serde::{Deserialize, Serialize};
 
 pub static PROBE: ServiceDescription = ServiceDescription {
     name: "probe",
-    default_port: 0,
-    ops_port: None,
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],
@@ -27,6 +25,7 @@ pub static PROBE: ServiceDescription = ServiceDescription {
             })
         })
     },
+    openapi: None,
     seed: None,
 };
 
