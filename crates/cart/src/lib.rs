@@ -22,9 +22,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],
-    // identity for its keys (every route but the internal ones verifies the caller's token);
-    // catalog for names and prices.
-    calls: &["identity", "catalog"],
     env: &[
         (
             IDLE_TTL_SECS,

@@ -34,8 +34,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         durable: PRICE_HISTORY_CONSUMER,
         subject: ProductChanged::SUBJECT,
     }],
-    // For identity's keys: admin routes verify the caller's token.
-    calls: &["identity"],
     env: &[],
     check_env: None,
     build: |ctx| Box::pin(build(ctx)),

@@ -23,7 +23,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],
-    calls: routes::UPSTREAMS,
     env: &[
         (
             RATE_LIMIT_RPS,

@@ -36,7 +36,8 @@ pub struct Upstreams {
 
 impl Upstreams {
     pub fn new(ctx: &Context) -> Self {
-        let clients = routes::UPSTREAMS
+        let clients = crate::SERVICE
+            .calls()
             .iter()
             .map(|name| (*name, ctx.client(name).clone()))
             .collect();

@@ -41,7 +41,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     },
     publishes: &[],
     consumes: &[],
-    calls: &[],
     env: &[
         (
             ACCESS_TOKEN_TTL_SECS,

@@ -12,6 +12,7 @@ use nubo_platform::axum::{self, Router};
 use nubo_platform::config::Secret;
 use nubo_platform::error::{Json, PROBLEM_JSON};
 use nubo_platform::openapi::{Shared, problems};
+use nubo_platform::tls::Peer;
 use nubo_platform::{ApiError, Context, Problem};
 use serde::Deserialize;
 use utoipa::{OpenApi, ToSchema};
@@ -369,18 +370,24 @@ impl FromRequestParts<Identity> for Authenticated {
     }
 }
 
-/// Who is logging in or signing up: the first address of `x-forwarded-for` (the gateway sets it), else the
-/// peer. Only the gateway can reach identity in a deployment (NetworkPolicy), so the header is
-/// trusted.
+/// Who is logging in or signing up: the first address of `x-forwarded-for` when the request came
+/// from the gateway (its connection proved it with the gateway's certificate), else the peer's
+/// address. Anyone else may write the header, so from anyone else it means nothing.
 pub struct ClientAddr(pub String);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let from_edge = parts
+            .extensions
+            .get::<Peer>()
+            .and_then(Peer::service)
+            .is_some_and(|caller| caller == nubo_platform::config::EDGE);
         let forwarded = parts
             .headers
             .get("x-forwarded-for")
+            .filter(|_| from_edge)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.split(',').next())
             .and_then(|first| first.trim().parse::<IpAddr>().ok());

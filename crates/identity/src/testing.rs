@@ -30,17 +30,21 @@ pub async fn add_account(system: &TestSystem, email: &str, role: Role) {
     db.close().await;
 }
 
-/// Signs `email` in through identity's login route.
+/// Signs `email` in through identity's login route, as the gateway forwards a login.
 pub async fn sign_in(system: &TestSystem, email: &str) -> SignedIn {
-    let response = reqwest::Client::new()
-        .post(format!("{}/api/v1/identity/login", system.url("identity")))
-        // Identity allows 20 logins a minute per client address: a test that signs in more users
-        // than that must not be refused, so each sign-in comes from an address of its own.
-        .header("x-forwarded-for", next_client_address())
-        .json(&serde_json::json!({ "email": email, "password": PASSWORD }))
-        .send()
-        .await
-        .unwrap();
+    // Identity allows 20 logins a minute per client address: a test that signs in more users
+    // than that must not be refused, so each sign-in comes from an address of its own, which
+    // identity believes only from the gateway.
+    let address = next_client_address();
+    let response = system
+        .client_as(nubo_platform::config::EDGE, "identity")
+        .send_with(
+            nubo_platform::axum::http::Method::POST,
+            "/api/v1/identity/login",
+            &[("x-forwarded-for", &address)],
+            Some(&serde_json::json!({ "email": email, "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(response.status(), 200, "sign in as {email}");
     let body: serde_json::Value = response.json().await.unwrap();
     let token = body["access_token"].as_str().unwrap().to_owned();

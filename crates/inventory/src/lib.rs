@@ -37,8 +37,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         durable: PRODUCTS_CONSUMER,
         subject: ProductChanged::SUBJECT,
     }],
-    // For identity's keys: admin routes verify the caller's token.
-    calls: &["identity"],
     env: &[
         (
             EXPIRY_SWEEP_MS,

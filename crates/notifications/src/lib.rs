@@ -66,8 +66,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             subject: PaymentRefunded::SUBJECT,
         },
     ],
-    // For identity's keys: the admin routes verify the caller's token.
-    calls: &["identity"],
     env: &[
         (
             SMTP_URL,

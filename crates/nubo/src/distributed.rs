@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use nubo_platform::config::{self, Env, Mode, Settings};
+use nubo_platform::tls::authority::Authority;
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -38,12 +39,17 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         })?;
     }
     let exe = std::env::current_exe().context("cannot find the nubo executable")?;
+    // Every service's identity, issued by a CA kept under the data directory (made on first
+    // use); each child is told where its own is.
+    let tls_root = args.data_dir.join("tls");
+    let authority = Authority::open(&tls_root)
+        .with_context(|| format!("cannot open the service CA in {}", tls_root.display()))?;
     let mut shared: BTreeMap<String, String> = BTreeMap::new();
     shared.insert(config::MODE.into(), "distributed".into());
     for desc in SERVICES {
         shared.insert(
             config::url_variable(desc.name),
-            format!("http://127.0.0.1:{}", port_of(desc, args.port)),
+            format!("https://127.0.0.1:{}", port_of(desc, args.port)),
         );
     }
     if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
@@ -72,6 +78,8 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         if let Some(port) = ops_port_of(desc, args.port) {
             vars.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
         }
+        let identity = authority.ensure(desc.name, &settings.trust_domain)?;
+        vars.insert(config::TLS_DIR.into(), identity.display().to_string());
         supervisors.spawn(supervise(
             exe.clone(),
             desc.name,

@@ -76,7 +76,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let mut ops_urls = BTreeMap::new();
     for (desc, settings, own) in planned {
         let app = Application::bind(desc, settings, own).await?;
-        urls.insert(desc.name.to_owned(), app.local_url());
+        urls.insert(desc.name.to_owned(), app.internal_url());
         ops_urls.insert(desc.name.to_owned(), app.ops_url());
         apps.push(app);
     }
@@ -140,7 +140,7 @@ fn announce(ops_urls: &BTreeMap<String, String>, port: u16, clock: Instant, seed
         "  shop API   http://127.0.0.1:{port}/api/v1/products\n"
     ));
     for (name, url) in ops_urls {
-        text.push_str(&format!("  {name:<13}{url}  (/readyz, /metrics)\n"));
+        text.push_str(&format!("  {name:<14}{url}  (/readyz, /metrics)\n"));
     }
     if seeded {
         let (customer, admin) = (DEMO_CUSTOMER, DEMO_ADMIN);

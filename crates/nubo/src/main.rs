@@ -62,6 +62,15 @@ enum Command {
         #[arg(long)]
         email: String,
     },
+    /// Issue service certificates from a CA kept in a directory (created there if missing):
+    /// `<dir>/<service>/{tls.crt,tls.key,ca.crt}`, what NUBO_TLS_DIR names for `nubo serve`.
+    Certs {
+        /// Where the CA is kept and the certificates are written.
+        #[arg(long, default_value = "nubo-data/tls")]
+        dir: PathBuf,
+        /// Only these services (default: every service).
+        services: Vec<String>,
+    },
     /// Describe every service as JSON: port, events, calls, environment.
     Services,
     /// Load a running shop with shoppers checking out through its gateway, then report
@@ -94,7 +103,8 @@ pub struct UpArgs {
     /// NUBO_DATABASE_URL, NUBO_NATS_URL and NUBO_REDIS_URL.
     #[arg(long)]
     pub distributed: bool,
-    /// Embedded mode: where the SQLite files live (created if missing).
+    /// Where the SQLite files live (embedded mode) and the CA that issues every service's
+    /// certificate (both modes); created if missing.
     #[arg(long, env = "NUBO_DATA_DIR", default_value = "nubo-data")]
     pub data_dir: PathBuf,
     /// The gateway's port; the other services take the ports after it.
@@ -164,6 +174,7 @@ fn main() -> ExitCode {
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
             Command::Openapi { file, check } => openapi::run(SERVICES, &file, check),
             Command::Loadgen(args) => loadgen::run(args).await,
+            Command::Certs { dir, services } => certs(&dir, &services),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
                 Ok(())
@@ -241,6 +252,32 @@ async fn create_admin(email: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Issues each named service's (or every service's) certificate from the CA in `dir`.
+fn certs(dir: &std::path::Path, names: &[String]) -> anyhow::Result<()> {
+    use nubo_platform::config::{self, Env, TLS_TRUST_DOMAIN};
+    let mut env = Env::from_process();
+    let trust_domain: String = env.get(
+        TLS_TRUST_DOMAIN,
+        nubo_platform::tls::DEFAULT_TRUST_DOMAIN.to_owned(),
+    );
+    env.finish()?;
+    let ca = nubo_platform::tls::authority::Authority::open(dir)?;
+    let names: Vec<&str> = if names.is_empty() {
+        config::SERVICES.iter().map(|s| s.name).collect()
+    } else {
+        names.iter().map(String::as_str).collect()
+    };
+    for name in names {
+        let issued = ca.ensure(name, &trust_domain)?;
+        println!(
+            "{name}: {} ({})",
+            issued.display(),
+            nubo_platform::tls::spiffe_id(&trust_domain, name)
+        );
+    }
+    Ok(())
+}
+
 fn describe() -> serde_json::Value {
     SERVICES
         .iter()
@@ -254,7 +291,7 @@ fn describe() -> serde_json::Value {
                 "consumes": s.consumes.iter().map(|c| serde_json::json!({
                     "durable": c.durable, "subject": c.subject,
                 })).collect::<Vec<_>>(),
-                "calls": s.calls,
+                "calls": s.calls(),
                 "env": s.env.iter().map(|(name, meaning, default)| serde_json::json!({
                     "name": name, "meaning": meaning, "default": default,
                 })).collect::<Vec<_>>(),

@@ -395,10 +395,28 @@ fn nubo_serve_runs_a_service_against_real_servers_and_stops_cleanly_on_sigterm()
     );
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("catalog: migrated (postgres)"));
 
+    // Its identity, issued as an operator without cert-manager would: `nubo certs`.
+    let tls = tempfile::tempdir().unwrap();
+    let certs = run_to_end({
+        let mut c = nubo();
+        c.args(["certs", "--dir"]).arg(tls.path()).arg("catalog");
+        c
+    });
+    assert!(
+        certs.status.success(),
+        "{}",
+        String::from_utf8_lossy(&certs.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&certs.stdout).contains("spiffe://nubo.local/service/catalog"),
+        "{}",
+        String::from_utf8_lossy(&certs.stdout)
+    );
     let port = free_port();
     let mut child = Running(
         nubo()
             .args(["serve", "catalog"])
+            .env("NUBO_TLS_DIR", tls.path().join("catalog"))
             .env("NUBO_DATABASE_URL", &database_url)
             .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
             .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())

@@ -36,8 +36,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         OrderCancelled::SUBJECT,
     ],
     consumes: &[],
-    // The saga's steps, and identity's keys for customers' tokens.
-    calls: &["cart", "identity", "inventory", "payments"],
     env: config::VARIABLES,
     check_env: Some(|env, _mode| Config::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),

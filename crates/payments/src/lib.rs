@@ -32,8 +32,6 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     },
     publishes: &[PaymentCaptured::SUBJECT, PaymentRefunded::SUBJECT],
     consumes: &[],
-    // For identity's keys: admin routes verify the caller's token.
-    calls: &["identity"],
     env: &[
         (
             PROVIDER_LATENCY_MS,

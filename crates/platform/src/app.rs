@@ -19,16 +19,18 @@ use tracing::Instrument;
 
 use crate::auth::{KeySource, Verifier};
 use crate::cache::Cache;
-use crate::config::{Backing, Settings};
+use crate::config::{self, Backing, Settings};
 use crate::error::Problem;
 use crate::events::consumer::ConsumerRuntime;
 use crate::events::relay::Relay;
 use crate::events::{Bus, outbox};
 use crate::health::{Health, Hold};
 use crate::metrics::{Metrics, PoolLabels};
-use crate::server::{self, StackConfig};
+use crate::server::{self, Serving, StackConfig};
 use crate::service::{Context, ServiceDescription};
 use crate::storage::Db;
+use crate::tls::ServiceIdentity;
+use crate::tls::authority::Authority;
 
 /// How a service finds the rest of the system.
 #[derive(Clone, Default)]
@@ -47,6 +49,8 @@ pub struct Application {
     listener: TcpListener,
     /// The probes' and `/metrics`' own port, when they are kept off the service's port.
     ops_listener: Option<TcpListener>,
+    /// Who it is to the other services: its certificate, key and CA.
+    identity: ServiceIdentity,
     health: Health,
     metrics: Metrics,
     /// Released once start-up finished: the service counts as starting from the moment it binds.
@@ -60,6 +64,7 @@ impl Application {
         settings: Settings,
         env: BTreeMap<String, String>,
     ) -> anyhow::Result<Self> {
+        let identity = load_identity(desc, &settings)?;
         let listener = TcpListener::bind(settings.http_addr)
             .await
             .with_context(|| format!("{}: cannot listen on {}", desc.name, settings.http_addr))?;
@@ -79,6 +84,7 @@ impl Application {
             env,
             listener,
             ops_listener,
+            identity,
             starting: health.hold(),
             health,
             metrics: Metrics::new(desc.name),
@@ -89,9 +95,15 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// A URL other processes on this machine can reach it at.
+    /// A URL other processes on this machine can reach it at, over plain HTTP (probes, metrics,
+    /// public routes).
     pub fn local_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port())
+    }
+
+    /// The URL other services on this machine call it at: mutual TLS.
+    pub fn internal_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port())
     }
 
     /// Where its probes and `/metrics` are served: its own URL unless they have a port of their
@@ -125,6 +137,7 @@ impl Application {
             env,
             listener,
             ops_listener,
+            identity,
             health,
             metrics,
             starting,
@@ -145,32 +158,38 @@ impl Application {
             concurrency_limit: settings.concurrency_limit,
         };
         let app = server::stack(app, &config, &health, &metrics, ops_listener.is_none());
-        let limits = settings.connection_limits;
+        let plain = Serving {
+            limits: settings.connection_limits,
+            tls: None,
+            metrics: metrics.clone(),
+            health: health.clone(),
+            deadline: settings.shutdown_timeout,
+        };
+        // Services take calls over mutual TLS on their port; the edge's port is the internet's,
+        // which nubo's own CA means nothing to.
+        let serving = Serving {
+            tls: (desc.name != config::EDGE).then(|| identity.clone()),
+            ..plain.clone()
+        };
         let server = tokio::spawn(server::serve(
             listener,
             app,
-            limits,
-            metrics.clone(),
-            health.clone(),
+            serving,
             local.clone().cancelled_owned(),
-            settings.shutdown_timeout,
         ));
         // The ops port serves and closes with the service's.
         let ops = ops_listener.map(|listener| {
             tokio::spawn(server::serve(
                 listener,
                 server::ops(&health, &metrics),
-                limits,
-                metrics.clone(),
-                health.clone(),
+                plain,
                 local.clone().cancelled_owned(),
-                settings.shutdown_timeout,
             ))
         });
 
         let mut background = JoinSet::new();
         let started = tokio::select! {
-            started = start(desc, &settings, env, &wiring, &health, &metrics, &local, &mut background)
+            started = start(desc, &settings, env, &wiring, &identity, &health, &metrics, &local, &mut background)
                 .instrument(tracing::info_span!("startup", service = desc.name)) => started,
             _ = local.cancelled() => Ok(None),
         };
@@ -227,6 +246,33 @@ async fn answer(router: Option<Router>, request: Request) -> Response {
     }
 }
 
+/// The service's identity: read from `NUBO_TLS_DIR`, or, embedded without one, issued under
+/// the data directory by the CA kept there (created on first use).
+fn load_identity(
+    desc: &ServiceDescription,
+    settings: &Settings,
+) -> anyhow::Result<ServiceIdentity> {
+    let dir = match (&settings.tls_dir, &settings.backing) {
+        (Some(dir), _) => dir.clone(),
+        (None, Backing::Embedded { data_dir }) => Authority::open(&data_dir.join("tls"))
+            .and_then(|ca| ca.ensure(desc.name, &settings.trust_domain))
+            .with_context(|| format!("{}: cannot issue its certificate", desc.name))?,
+        (None, Backing::Distributed { .. }) => anyhow::bail!(
+            "{}: {} is required in distributed mode",
+            desc.name,
+            config::TLS_DIR
+        ),
+    };
+    ServiceIdentity::load(desc.name, &settings.trust_domain, &dir).with_context(|| {
+        format!(
+            "{}: its certificate in {} (set by {}) cannot be used",
+            desc.name,
+            dir.display(),
+            config::TLS_DIR
+        )
+    })
+}
+
 /// Retries `connect` until it succeeds or the service is stopped.
 async fn keep_trying<T, E, F, Fut>(
     what: &str,
@@ -259,6 +305,7 @@ async fn start(
     settings: &Arc<Settings>,
     env: BTreeMap<String, String>,
     wiring: &Wiring,
+    identity: &ServiceIdentity,
     health: &Health,
     metrics: &Metrics,
     token: &CancellationToken,
@@ -307,7 +354,7 @@ async fn start(
         settings.outbox_poll,
         metrics.events_published.clone(),
     );
-    let clients = Context::clients(desc, settings, metrics, &wiring.service_urls)?;
+    let clients = Context::clients(desc, settings, metrics, &wiring.service_urls, identity)?;
     // A service that calls identity verifies tokens with identity's published keys.
     let verifier = Verifier::new(match clients.get("identity") {
         Some(identity) => KeySource::Remote(identity.clone()),
@@ -348,6 +395,8 @@ async fn start(
     }
 
     background.spawn(relay.run(token.clone().cancelled_owned()));
+    // A renewed certificate is taken up without a restart.
+    background.spawn(identity.clone().watch(token.clone()));
     let mut runtimes = Vec::new();
     for consumer in parts.consumers {
         let runtime = ConsumerRuntime {

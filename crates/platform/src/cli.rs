@@ -46,6 +46,13 @@ pub fn settings_for(
     default_mode: Mode,
 ) -> ServiceEnvironment {
     let mut settings = Settings::read(env, default_mode, desc.default_port());
+    if settings.mode() == Mode::Distributed && settings.tls_dir.is_none() {
+        env.fail(
+            config::TLS_DIR,
+            "is required in distributed mode: the directory of this service's tls.crt, tls.key \
+             and ca.crt (`nubo certs` issues them; cert-manager in a cluster)",
+        );
+    }
     if settings.ops_addr.is_none()
         && let Some(port) = desc.ops_port()
     {
@@ -71,17 +78,20 @@ pub fn settings_for(
         }
     }
     let mut urls = BTreeMap::new();
-    for target in desc.calls {
+    for target in desc.calls() {
         let var = config::url_variable(target);
         match env
             .raw(&var)
             .map(str::to_owned)
             .or_else(|| config::default_url(target))
         {
-            Some(url) if url.starts_with("http://") || url.starts_with("https://") => {
+            Some(url) if url.starts_with("https://") => {
                 urls.insert((*target).to_owned(), url.trim_end_matches('/').to_owned());
             }
-            Some(url) => env.fail(&var, format!("{url:?} is not an http:// or https:// URL")),
+            Some(url) => env.fail(
+                &var,
+                format!("{url:?} is not an https:// URL: calls between services are mutual TLS"),
+            ),
             None => env.fail(&var, "is required: no default address for this service"),
         }
     }

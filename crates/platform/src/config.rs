@@ -16,6 +16,8 @@ use crate::server::ConnectionLimits;
 pub const MODE: &str = "NUBO_MODE";
 pub const HTTP_ADDR: &str = "NUBO_HTTP_ADDR";
 pub const OPS_ADDR: &str = "NUBO_OPS_ADDR";
+pub const TLS_DIR: &str = "NUBO_TLS_DIR";
+pub const TLS_TRUST_DOMAIN: &str = "NUBO_TLS_TRUST_DOMAIN";
 pub const HTTP_HEADER_TIMEOUT_MS: &str = "NUBO_HTTP_HEADER_TIMEOUT_MS";
 pub const HTTP_MAX_CONNECTIONS: &str = "NUBO_HTTP_MAX_CONNECTIONS";
 pub const HTTP_MAX_CONNECTIONS_PER_CLIENT: &str = "NUBO_HTTP_MAX_CONNECTIONS_PER_CLIENT";
@@ -40,9 +42,9 @@ pub const EVENT_MAX_ATTEMPTS: &str = "NUBO_EVENT_MAX_ATTEMPTS";
 pub const EVENT_ACK_WAIT_MS: &str = "NUBO_EVENT_ACK_WAIT_MS";
 pub const OUTBOX_POLL_MS: &str = "NUBO_OUTBOX_POLL_MS";
 
-/// A service of the shop and where it listens.
+/// A service of the shop, where it listens and whom it calls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServicePorts {
+pub struct ServiceEntry {
     pub name: &'static str,
     /// Its port unless told otherwise (`NUBO_HTTP_ADDR`); also its port in `nubo up`, shifted
     /// with `--port`.
@@ -50,38 +52,69 @@ pub struct ServicePorts {
     /// A port of its own for its probes and `/metrics`, kept off `port` (the gateway's, whose
     /// port the internet reaches); `None` serves them on `port`.
     pub ops_port: Option<u16>,
+    /// The services it calls over HTTP: the call graph, written once. A service's internal
+    /// routes admit exactly the services that list it here, the edge excepted ([`EDGE`]).
+    pub calls: &'static [&'static str],
 }
 
-const fn service(name: &'static str, port: u16) -> ServicePorts {
-    ServicePorts {
+const fn service(name: &'static str, port: u16, calls: &'static [&'static str]) -> ServiceEntry {
+    ServiceEntry {
         name,
         port,
         ops_port: None,
+        calls,
     }
 }
+
+/// The public edge: it calls every service, but only their public routes; no internal route
+/// admits it, so a request the internet sent can never reach one, however it is spelt.
+pub const EDGE: &str = "gateway";
 
 /// Every service of the shop, the one list of them: each crate's description, `nubo`'s
 /// composition, the manifests and the default addresses all take names and ports from here. A
 /// variable `NUBO_<SERVICE>_...` belongs to that service: a process running other services
 /// ignores it instead of calling it unknown.
-pub const SERVICES: &[ServicePorts] = &[
-    ServicePorts {
+pub const SERVICES: &[ServiceEntry] = &[
+    ServiceEntry {
         name: "gateway",
         port: 8080,
         ops_port: Some(8090),
+        // identity also serves the keys tokens are checked with.
+        calls: &[
+            "cart",
+            "catalog",
+            "identity",
+            "inventory",
+            "notifications",
+            "orders",
+            "payments",
+        ],
     },
-    service("identity", 8081),
-    service("catalog", 8082),
-    service("cart", 8083),
-    service("inventory", 8084),
-    service("orders", 8085),
-    service("payments", 8086),
-    service("notifications", 8087),
+    service("identity", 8081, &[]),
+    // identity: the keys of customers' and admins' tokens.
+    service("catalog", 8082, &["identity"]),
+    // catalog: names and prices of what is in a cart.
+    service("cart", 8083, &["identity", "catalog"]),
+    service("inventory", 8084, &["identity"]),
+    // The checkout saga's steps.
+    service(
+        "orders",
+        8085,
+        &["cart", "identity", "inventory", "payments"],
+    ),
+    service("payments", 8086, &["identity"]),
+    service("notifications", 8087, &["identity"]),
 ];
 
 /// Where `service` listens, if it is a service of the shop.
-pub fn ports_of(service: &str) -> Option<&'static ServicePorts> {
+pub fn ports_of(service: &str) -> Option<&'static ServiceEntry> {
     SERVICES.iter().find(|s| s.name == service)
+}
+
+/// Whether `caller` may call `callee`'s internal routes: the call graph says it calls it, and
+/// it is not the edge.
+pub fn may_call_internal(caller: &str, callee: &str) -> bool {
+    caller != EDGE && ports_of(caller).is_some_and(|c| c.calls.contains(&callee))
 }
 
 /// `NUBO_<SERVICE>_URL`, where a service is reached by the others.
@@ -89,9 +122,10 @@ pub fn url_variable(service: &str) -> String {
     format!("NUBO_{}_URL", service.to_uppercase())
 }
 
-/// Where a service is reached when `NUBO_<SERVICE>_URL` is unset: its Kubernetes Service name.
+/// Where a service is reached when `NUBO_<SERVICE>_URL` is unset: its Kubernetes Service name,
+/// over mutual TLS.
 pub fn default_url(service: &str) -> Option<String> {
-    ports_of(service).map(|s| format!("http://{}:{}", s.name, s.port))
+    ports_of(service).map(|s| format!("https://{}:{}", s.name, s.port))
 }
 
 /// Not ours, but read: the standard OpenTelemetry exporter endpoint.
@@ -114,6 +148,16 @@ pub const PLATFORM_VARIABLES: &[(&str, &str, &str)] = &[
         OPS_ADDR,
         "address the probes and /metrics listen on, apart from the service's own port (the gateway keeps them off its public port)",
         "unset: the service's own port; gateway 0.0.0.0:8090",
+    ),
+    (
+        TLS_DIR,
+        "directory with this service's certificate (tls.crt), key (tls.key) and the CA of every service's (ca.crt), as a cert-manager Secret mounts them; re-read when they change",
+        "required when distributed; embedded: <data dir>/tls/<service>, issued from a CA nubo creates there",
+    ),
+    (
+        TLS_TRUST_DOMAIN,
+        "trust domain of the SPIFFE ids (spiffe://<domain>/service/<name>) service certificates carry",
+        "nubo.local",
     ),
     (
         HTTP_HEADER_TIMEOUT_MS,
@@ -434,6 +478,10 @@ pub struct Settings {
     pub http_addr: SocketAddr,
     /// Where probes and `/metrics` are served when not on `http_addr`.
     pub ops_addr: Option<SocketAddr>,
+    /// The directory of the service's certificate, key and CA; `None` (embedded only): issued
+    /// under the data directory.
+    pub tls_dir: Option<PathBuf>,
+    pub trust_domain: String,
     pub connection_limits: ConnectionLimits,
     pub namespace: String,
     pub nats_replicas: usize,
@@ -514,6 +562,11 @@ impl Settings {
                 .raw(OPS_ADDR)
                 .is_some()
                 .then(|| env.get(OPS_ADDR, default_addr)),
+            tls_dir: env.raw(TLS_DIR).map(PathBuf::from),
+            trust_domain: env.get(
+                TLS_TRUST_DOMAIN,
+                crate::tls::DEFAULT_TRUST_DOMAIN.to_owned(),
+            ),
             connection_limits: ConnectionLimits {
                 header_timeout: Duration::from_millis(env.bounded(
                     HTTP_HEADER_TIMEOUT_MS,

@@ -22,6 +22,7 @@ pub mod storage;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod tls;
 
 pub use app::{Application, Wiring};
 pub use error::{ApiError, OrNotFound, Problem};

@@ -23,6 +23,7 @@ use crate::events::consumer::Consumer;
 use crate::events::{Bus, Event, outbox};
 use crate::metrics::Metrics;
 use crate::storage::{Db, Migrations, Tx};
+use crate::tls::ServiceIdentity;
 
 pub type BuildFn = fn(Context) -> BoxFuture<'static, anyhow::Result<Parts>>;
 pub type SeedFn = fn(Context) -> BoxFuture<'static, anyhow::Result<()>>;
@@ -39,8 +40,6 @@ pub struct ServiceDescription {
     pub publishes: &'static [&'static str],
     /// Its durable subscriptions: consumer name and subject.
     pub consumes: &'static [Consumes],
-    /// Services it calls over HTTP.
-    pub calls: &'static [&'static str],
     /// Its own environment variables: name, meaning, default.
     pub env: &'static [(&'static str, &'static str, &'static str)],
     /// Checks its own variables (the ones in `env` that are set), so a bad value stops the
@@ -67,6 +66,11 @@ impl ServiceDescription {
     /// [`config::SERVICES`], such as a test's).
     pub fn default_port(&self) -> u16 {
         config::ports_of(self.name).map_or(0, |s| s.port)
+    }
+
+    /// The services it calls over HTTP, as the call graph in [`config::SERVICES`] says.
+    pub fn calls(&self) -> &'static [&'static str] {
+        config::ports_of(self.name).map_or(&[], |s| s.calls)
     }
 
     /// The port of its probes and `/metrics`, when they are kept off its own.
@@ -132,13 +136,14 @@ impl Context {
         settings: &Settings,
         metrics: &Metrics,
         service_urls: &BTreeMap<String, String>,
+        identity: &ServiceIdentity,
     ) -> anyhow::Result<BTreeMap<String, ServiceClient>> {
         let config = ClientConfig {
             timeout: settings.client_timeout,
             max_retries: settings.client_max_retries,
             ..ClientConfig::default()
         };
-        desc.calls
+        desc.calls()
             .iter()
             .map(|target| {
                 let url = service_urls.get(*target).ok_or_else(|| {
@@ -147,10 +152,15 @@ impl Context {
                         desc.name
                     )
                 })?;
-                Ok((
-                    (*target).to_owned(),
-                    ServiceClient::new(target, url, config.clone(), &metrics.client),
-                ))
+                anyhow::ensure!(
+                    url.starts_with("https://"),
+                    "{} calls {target} at {url}: calls between services are mutual TLS, use https://",
+                    desc.name
+                );
+                let tls = identity.client_config(target);
+                let client =
+                    ServiceClient::with_tls(target, url, config.clone(), &metrics.client, tls);
+                Ok(((*target).to_owned(), client))
             })
             .collect()
     }

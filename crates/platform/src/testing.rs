@@ -4,6 +4,10 @@
 //! PostgreSQL database, a unique NATS namespace and Redis key prefix per test, so tests run in
 //! parallel against one set of servers. [`Proxy`] sits between a service and a server so a test
 //! can cut the connection and restore it.
+//!
+//! Every test system has its own CA: each service gets a certificate naming it, services call
+//! each other over mutual TLS as in production, and a test calls an internal route as a chosen
+//! service with [`TestSystem::client_as`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -92,9 +96,14 @@ pub struct TestSystem {
     pub mode: TestMode,
     base: Settings,
     bus: Option<Bus>,
+    /// Plain HTTP, as tests and curl reach a service.
     urls: BTreeMap<String, String>,
+    /// Mutual TLS, as the services reach each other.
+    internal_urls: BTreeMap<String, String>,
     /// Where each service's probes and metrics are, when not at its URL (the gateway's).
     ops_urls: BTreeMap<String, String>,
+    /// The test's own CA: every service's identity, and any a test asks for, is issued here.
+    tls_root: std::path::PathBuf,
     services: BTreeMap<&'static str, Running>,
     _dir: tempfile::TempDir,
 }
@@ -145,7 +154,9 @@ impl TestSystem {
             base,
             bus,
             urls: BTreeMap::new(),
+            internal_urls: BTreeMap::new(),
             ops_urls: BTreeMap::new(),
+            tls_root: dir.path().join("tls"),
             services: BTreeMap::new(),
             _dir: dir,
         };
@@ -161,19 +172,22 @@ impl TestSystem {
                 .await
                 .expect("bind");
             system.urls.insert(desc.name.to_owned(), app.local_url());
+            system
+                .internal_urls
+                .insert(desc.name.to_owned(), app.internal_url());
             system.ops_urls.insert(desc.name.to_owned(), app.ops_url());
             bound.push((*desc, app, own));
         }
         // A service a test leaves out is down as far as the others can tell: its address is a
         // local port nothing listens on, so calls to it fail fast, as they would in production.
         for desc in services {
-            for target in desc.calls {
-                if !system.urls.contains_key(*target) {
+            for target in desc.calls() {
+                if !system.internal_urls.contains_key(*target) {
                     let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
                     let port = closed.local_addr().expect("its address").port();
                     system
-                        .urls
-                        .insert((*target).to_owned(), format!("http://127.0.0.1:{port}"));
+                        .internal_urls
+                        .insert((*target).to_owned(), format!("https://127.0.0.1:{port}"));
                 }
             }
         }
@@ -218,14 +232,68 @@ impl TestSystem {
         &self.base
     }
 
-    /// The settings `desc` starts with: the shared ones, and a port of its own for its probes
-    /// if it keeps them apart.
-    fn settings_of(&self, desc: &ServiceDescription) -> Settings {
+    /// The settings `desc` starts with: the shared ones, its own certificate, and a port of its
+    /// own for its probes if it keeps them apart. For a test that runs another replica.
+    pub fn settings_of(&self, desc: &ServiceDescription) -> Settings {
         let mut settings = self.base.clone();
         if desc.ops_port().is_some() {
             settings.ops_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         }
+        settings.tls_dir = Some(self.identity_dir(desc.name));
         settings
+    }
+
+    /// The directory of `service`'s identity, issued by the test's CA if it has none yet.
+    pub fn identity_dir(&self, service: &str) -> std::path::PathBuf {
+        crate::tls::authority::Authority::open(&self.tls_root)
+            .and_then(|ca| ca.ensure(service, &self.base.trust_domain))
+            .unwrap_or_else(|e| panic!("issue {service}'s certificate: {e:#}"))
+    }
+
+    /// Where the services call `service`: mutual TLS.
+    pub fn internal_url(&self, service: &str) -> String {
+        self.internal_urls
+            .get(service)
+            .cloned()
+            .unwrap_or_else(|| panic!("{service} is not running in this test"))
+    }
+
+    /// A client of `target` that presents `caller`'s certificate (issued by the test's CA for
+    /// any name, a service of the shop or not), as `caller` would call it.
+    pub fn client_as(&self, caller: &str, target: &str) -> TestClient {
+        self.client_as_at(caller, target, &self.internal_url(target))
+    }
+
+    /// [`TestClient::client_as`] for a replica of `target` at `url` (`https://`).
+    pub fn client_as_at(&self, caller: &str, target: &str, url: &str) -> TestClient {
+        let identity = crate::tls::ServiceIdentity::load(
+            caller,
+            &self.base.trust_domain,
+            &self.identity_dir(caller),
+        )
+        .expect("the caller's identity");
+        TestClient::new(target, url, identity.client_config(target))
+    }
+
+    /// A client of `target` over TLS that checks `target`'s certificate but presents none.
+    pub fn client_without_certificate(&self, target: &str) -> TestClient {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let ca = self.identity_dir(target).join(crate::tls::CA_FILE);
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(&ca).expect("the test CA") {
+            roots
+                .add(cert.expect("a CA certificate"))
+                .expect("a usable CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        TestClient::new(target, &self.internal_url(target), config)
     }
 
     fn run(
@@ -238,7 +306,7 @@ impl TestSystem {
         let token = CancellationToken::new();
         let port = app.port();
         let wiring = Wiring {
-            service_urls: self.urls.clone(),
+            service_urls: self.internal_urls.clone(),
             embedded_bus: self.bus.clone(),
         };
         let handle = tokio::spawn(app.run_until_stopped(wiring, token.clone()));
@@ -341,6 +409,169 @@ impl TestSystem {
         for name in names {
             let _ = self.stop(name).await;
         }
+    }
+}
+
+/// A client a test calls a service's internal routes with: one attempt per call, no breaker,
+/// every answer returned as it came.
+pub struct TestClient(crate::client::ServiceClient);
+
+impl TestClient {
+    /// A client of `target` at `url` with its own TLS configuration.
+    pub fn new(target: &str, url: &str, tls: rustls::ClientConfig) -> Self {
+        let config = crate::client::ClientConfig {
+            timeout: Duration::from_secs(30),
+            max_retries: 0,
+            breaker_failure_threshold: u32::MAX,
+            ..crate::client::ClientConfig::default()
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = crate::client::ClientMetrics::register(&mut registry);
+        Self(crate::client::ServiceClient::with_tls(
+            target, url, config, &metrics, tls,
+        ))
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(http::Method::GET, path, None).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(http::Method::DELETE, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.send(http::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &serde_json::Value) -> Answer {
+        self.send(http::Method::PUT, path, Some(body)).await
+    }
+
+    /// `method` on `path`, with `body` as JSON if given.
+    pub async fn send(
+        &self,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// [`TestClient::send`] with extra headers.
+    pub async fn send_with(
+        &self,
+        method: http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let mut request = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let body = match body {
+            Some(body) => {
+                request = request.header(http::header::CONTENT_TYPE, "application/json");
+                bytes::Bytes::from(serde_json::to_vec(body).expect("JSON"))
+            }
+            None => bytes::Bytes::new(),
+        };
+        let response = self
+            .0
+            .send(request.body(body).expect("a request"))
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        Answer(response)
+    }
+
+    /// `method` on `path` with `body` sent as it is, `content-type` as given.
+    pub async fn send_raw(
+        &self,
+        method: http::Method,
+        path: &str,
+        content_type: &str,
+        body: &str,
+    ) -> Answer {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(bytes::Bytes::from(body.to_owned()))
+            .expect("a request");
+        Answer(
+            self.0
+                .send(request)
+                .await
+                .unwrap_or_else(|e| panic!("{e:#}")),
+        )
+    }
+
+    /// The error of a call that got no answer (a refused handshake, say).
+    pub async fn error_of_get(&self, path: &str) -> crate::client::ClientError {
+        let request = http::Request::get(path)
+            .body(bytes::Bytes::new())
+            .expect("a request");
+        self.0
+            .send(request)
+            .await
+            .expect_err("the call should get no answer")
+    }
+}
+
+/// A service's answer to a [`TestClient`], read like a `reqwest::Response`.
+pub struct Answer(http::Response<bytes::Bytes>);
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.0.status())
+            .field("headers", self.0.headers())
+            .field("body", &String::from_utf8_lossy(self.0.body()))
+            .finish()
+    }
+}
+
+impl Answer {
+    pub fn status(&self) -> http::StatusCode {
+        self.0.status()
+    }
+
+    pub fn headers(&self) -> &http::HeaderMap {
+        self.0.headers()
+    }
+
+    pub async fn json<T: serde::de::DeserializeOwned>(self) -> serde_json::Result<T> {
+        serde_json::from_slice(self.0.body())
+    }
+
+    pub async fn text(self) -> Result<String, std::string::FromUtf8Error> {
+        String::from_utf8(self.0.body().to_vec())
+    }
+}
+
+/// What [`assert_problem`] reads: a `reqwest::Response` or a [`TestClient`]'s [`Answer`].
+pub trait Answered: Send {
+    fn into_answer(self) -> futures::future::BoxFuture<'static, Answer>;
+}
+
+impl Answered for Answer {
+    fn into_answer(self) -> futures::future::BoxFuture<'static, Answer> {
+        Box::pin(async move { self })
+    }
+}
+
+impl Answered for reqwest::Response {
+    fn into_answer(self) -> futures::future::BoxFuture<'static, Answer> {
+        Box::pin(async move {
+            let status = self.status();
+            let headers = self.headers().clone();
+            let body = self.bytes().await.expect("a response body");
+            let mut response = http::Response::new(body);
+            *response.status_mut() = status;
+            *response.headers_mut() = headers;
+            Answer(response)
+        })
     }
 }
 
@@ -464,7 +695,8 @@ pub fn problem_fields(problem: &serde_json::Value) -> Vec<String> {
 }
 
 /// Asserts `response` is a problem document with `status`, and returns its body.
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+pub async fn assert_problem(response: impl Answered, status: u16) -> serde_json::Value {
+    let response = response.into_answer().await;
     assert_eq!(response.status(), status);
     let content_type = response
         .headers()

@@ -125,15 +125,8 @@ async fn a_completed_order_takes_only_what_it_bought_and_only_once(mode: TestMod
         { "sku": "TEA-120", "quantity": 1 },
     ] });
     let take = || async {
-        shop.http
-            .put(format!(
-                "{}/internal/v1/carts/{}/orders/{order}",
-                shop.cart, alice.1
-            ))
-            .json(&bought)
-            .send()
-            .await
-            .unwrap()
+        let path = format!("/internal/v1/carts/{}/orders/{order}", alice.1);
+        shop.orders.put(&path, &bought).await
     };
     assert_eq!(take().await.status(), 204);
     let left = [("TEA-110".to_owned(), 1), ("TEA-130".to_owned(), 2)];
@@ -143,19 +136,20 @@ async fn a_completed_order_takes_only_what_it_bought_and_only_once(mode: TestMod
     assert_eq!(lines(&shop.cart_of(alice).await), left);
 
     // A malformed take is refused, naming every bad field, and changes nothing.
+    let path = format!(
+        "/internal/v1/carts/{}/orders/8f0d6f0e-1111-4c4c-8a8a-000000000001",
+        alice.1
+    );
     let refused = shop
-        .http
-        .put(format!(
-            "{}/internal/v1/carts/{}/orders/8f0d6f0e-1111-4c4c-8a8a-000000000001",
-            shop.cart, alice.1
-        ))
-        .json(&json!({ "lines": [
-            { "sku": "tea 110", "quantity": 1 },
-            { "sku": "TEA-130", "quantity": 0 },
-        ] }))
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .put(
+            &path,
+            &json!({ "lines": [
+                { "sku": "tea 110", "quantity": 1 },
+                { "sku": "TEA-130", "quantity": 0 },
+            ] }),
+        )
+        .await;
     let problem = assert_problem(refused, 422).await;
     assert_eq!(
         problem_fields(&problem),

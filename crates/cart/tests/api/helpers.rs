@@ -2,7 +2,7 @@ pub use nubo_platform::testing::assert_problem;
 
 use nubo_identity::domain::Role;
 use nubo_identity::testing::{SignedIn, signed_in};
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::testing::{Answer, Answered, TestClient, TestMode, TestSystem};
 use serde_json::{Value, json};
 
 pub const ADMIN_EMAIL: &str = "admin@cart.test";
@@ -43,6 +43,7 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         cart: system.url("cart"),
         catalog: system.url("catalog"),
         http: reqwest::Client::new(),
+        orders: system.client_as("orders", "cart"),
         admin,
         alice,
         bob,
@@ -64,6 +65,8 @@ pub struct Shop {
     pub cart: String,
     pub catalog: String,
     pub http: reqwest::Client,
+    /// The cart as orders calls it: the only caller its internal routes admit.
+    pub orders: TestClient,
     pub admin: User,
     pub alice: User,
     pub bob: User,
@@ -137,12 +140,10 @@ impl Shop {
             .unwrap()
     }
 
-    pub async fn internal(&self, user_id: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}/internal/v1/carts/{user_id}", self.cart))
-            .send()
+    pub async fn internal(&self, user_id: &str) -> Answer {
+        self.orders
+            .get(&format!("/internal/v1/carts/{user_id}"))
             .await
-            .unwrap()
     }
 
     pub async fn shutdown(self) {
@@ -166,8 +167,9 @@ fn product(sku: &str, price_minor: i64) -> Value {
     })
 }
 
-pub async fn json(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
+pub async fn json(response: impl Answered, status: u16) -> Value {
+    let response = response.into_answer().await;
+    assert_eq!(response.status(), status, "{response:?}");
     response.json().await.unwrap()
 }
 

@@ -166,8 +166,9 @@ async fn no_spelling_of_a_path_reaches_an_internal_route_or_another_service(mode
         "/api/v1/internal/v1/reservations",
     ] {
         let (status, body) = raw(&gateway, "POST", path).await;
+        // 401: the gateway has no internal route, and admits nobody to one anyway.
         assert!(
-            status == 400 || status == 404,
+            matches!(status, 400 | 401 | 404),
             "{path} answered {status}: {body}"
         );
         tried += 1;

@@ -1,6 +1,7 @@
 //! The gateway as a shopper and an operator see it: one entry point in front of catalog, in
 //! both modes.
 
+mod boundary;
 mod edge;
 mod openapi;
 mod storefront;
@@ -24,7 +25,9 @@ async fn start(mode: TestMode, env: &[(&str, &str)]) -> (TestSystem, String) {
     let system = TestSystem::start_with(
         mode,
         &services,
-        |s| s.client_timeout = Duration::from_millis(500),
+        // Short, so a downed catalog is found out quickly; long enough for a login's argon2 on a
+        // busy machine.
+        |s| s.client_timeout = Duration::from_millis(2000),
         env,
     )
     .await;

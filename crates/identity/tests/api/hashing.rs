@@ -3,7 +3,7 @@
 
 use nubo_platform::both_modes;
 use nubo_platform::futures::future::join_all;
-use nubo_platform::testing::TestMode;
+use nubo_platform::testing::{Answer, TestMode};
 
 use crate::helpers::{CUSTOMER, Client, PUBLISH_AT_ONCE, assert_problem, start_with_env};
 
@@ -14,7 +14,7 @@ both_modes!(
 
 /// Sixteen concurrent logins of the demo customer, each from an address of its own so that
 /// no rate limit takes part.
-async fn burst(client: &Client) -> Vec<reqwest::Response> {
+async fn burst(client: &Client) -> Vec<Answer> {
     join_all((1..=16).map(|n| async move {
         let address = format!("192.0.2.{n}");
         client.log_in_from(&address, CUSTOMER.0, CUSTOMER.1).await

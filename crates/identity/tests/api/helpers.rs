@@ -7,7 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use nubo_identity::store::{self, KeyRow};
 use nubo_platform::app::{Application, Wiring};
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::axum::http::Method;
+use nubo_platform::config::EDGE;
+use nubo_platform::testing::{Answer, TestClient, TestMode, TestSystem};
 use nubo_platform::tokio_util::sync::CancellationToken;
 use serde_json::{Value, json};
 
@@ -35,17 +37,27 @@ pub async fn start(mode: TestMode) -> TestSystem {
 pub struct Client {
     pub base: String,
     pub http: reqwest::Client,
+    /// The same replica as the gateway calls it (mutual TLS): the only caller whose
+    /// `x-forwarded-for` identity believes.
+    gateway: TestClient,
 }
 
 impl Client {
     pub fn of(system: &TestSystem) -> Self {
-        Self::at(&system.url("identity"))
+        Self {
+            base: system.url("identity"),
+            http: reqwest::Client::new(),
+            gateway: system.client_as(EDGE, "identity"),
+        }
     }
 
-    pub fn at(base: &str) -> Self {
+    /// A client of another replica of `system`'s identity at `base` (plain HTTP).
+    pub fn at(system: &TestSystem, base: &str) -> Self {
+        let internal = base.replacen("http://", "https://", 1);
         Self {
             base: base.to_owned(),
             http: reqwest::Client::new(),
+            gateway: system.client_as_at(EDGE, "identity", &internal),
         }
     }
 
@@ -67,14 +79,15 @@ impl Client {
     }
 
     /// Signs up from the client address `ip`, as the gateway forwards it.
-    pub async fn sign_up_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1/identity/signup", self.base))
-            .header("x-forwarded-for", ip)
-            .json(&json!({ "email": email, "password": password }))
-            .send()
+    pub async fn sign_up_from(&self, ip: &str, email: &str, password: &str) -> Answer {
+        self.gateway
+            .send_with(
+                Method::POST,
+                "/api/v1/identity/signup",
+                &[("x-forwarded-for", ip)],
+                Some(&json!({ "email": email, "password": password })),
+            )
             .await
-            .unwrap()
     }
 
     pub async fn sign_up_ok(&self, email: &str, password: &str) -> Value {
@@ -92,14 +105,15 @@ impl Client {
     }
 
     /// Logs in from the client address `ip`, as the gateway forwards it.
-    pub async fn log_in_from(&self, ip: &str, email: &str, password: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}/api/v1/identity/login", self.base))
-            .header("x-forwarded-for", format!("{ip}, 10.0.0.1"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
+    pub async fn log_in_from(&self, ip: &str, email: &str, password: &str) -> Answer {
+        self.gateway
+            .send_with(
+                Method::POST,
+                "/api/v1/identity/login",
+                &[("x-forwarded-for", &format!("{ip}, 10.0.0.1"))],
+                Some(&json!({ "email": email, "password": password })),
+            )
             .await
-            .unwrap()
     }
 
     /// The token pair of a successful login.
@@ -207,9 +221,13 @@ impl Replica {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        let app = Application::bind(&nubo_identity::SERVICE, system.settings().clone(), env)
-            .await
-            .unwrap();
+        let app = Application::bind(
+            &nubo_identity::SERVICE,
+            system.settings_of(&nubo_identity::SERVICE),
+            env,
+        )
+        .await
+        .unwrap();
         let url = app.local_url();
         let wiring = Wiring {
             service_urls: BTreeMap::new(),

@@ -92,7 +92,7 @@ async fn two_replicas_over_one_database_agree_on_the_keys(mode: TestMode) {
     let system = start_with_env(mode, &env).await;
     let replica = Replica::start(&system, &env).await;
     let one = Client::of(&system);
-    let two = Client::at(&replica.url);
+    let two = Client::at(&system, &replica.url);
 
     // The second replica found the first one's key rather than making its own.
     let jwks = one.jwks().await;

@@ -11,18 +11,15 @@ both_modes!(
     an_attacker_guessing_from_many_addresses_cannot_lock_the_owner_out,
     an_account_guessed_at_from_many_addresses_gives_each_new_one_a_single_guess_and_ever_longer_locks,
     one_address_gets_twenty_login_attempts_a_minute,
+    an_address_claimed_by_anyone_but_the_gateway_means_nothing,
     one_address_signs_up_twenty_accounts_an_hour_then_is_told_when_to_come_back,
 );
 
 const ADA: &str = "ada@example.com";
 const ADA_PASSWORD: &str = "correct horse battery";
 
-fn retry_after(response: &reqwest::Response) -> u64 {
-    response.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
+fn retry_after(headers: &nubo_platform::axum::http::HeaderMap) -> u64 {
+    headers["retry-after"].to_str().unwrap().parse().unwrap()
 }
 
 /// How many logins ended with `outcome`, as identity's metrics count them.
@@ -59,7 +56,7 @@ async fn an_attacker_guessing_from_many_addresses_cannot_lock_the_owner_out(mode
         .log_in_from("203.0.113.9", "ADA@example.com", ADA_PASSWORD)
         .await;
     assert_eq!(sixth.status(), 429);
-    assert!((1..=900).contains(&retry_after(&sixth)));
+    assert!((1..=900).contains(&retry_after(sixth.headers())));
     let body = assert_problem(sixth, 429).await;
     assert_eq!(body["type"], "https://nubo.dev/problems/rate-limited");
 
@@ -100,7 +97,10 @@ async fn an_account_guessed_at_from_many_addresses_gives_each_new_one_a_single_g
     guess(&client, "198.51.100.11").await;
     let locked = client.log_in_from("198.51.100.11", ADA, ADA_PASSWORD).await;
     assert_eq!(locked.status(), 429);
-    assert!((901..=1800).contains(&retry_after(&locked)), "{locked:?}");
+    assert!(
+        (901..=1800).contains(&retry_after(locked.headers())),
+        "{locked:?}"
+    );
     assert_problem(locked, 429).await;
     // ...while Ada on a new network still gets in,
     let travelling = client.log_in_from("198.51.100.12", ADA, ADA_PASSWORD).await;
@@ -115,7 +115,10 @@ async fn an_account_guessed_at_from_many_addresses_gives_each_new_one_a_single_g
         .log_in_from("198.51.100.31", ADA, "wrong guess")
         .await;
     assert_eq!(locked.status(), 429);
-    assert!((1801..=3600).contains(&retry_after(&locked)), "{locked:?}");
+    assert!(
+        (1801..=3600).contains(&retry_after(locked.headers())),
+        "{locked:?}"
+    );
 
     // At home, where she signed in before, Ada still has her five tries for typos.
     for _ in 0..2 {
@@ -152,13 +155,56 @@ async fn one_address_gets_twenty_login_attempts_a_minute(mode: TestMode) {
         .log_in_from("203.0.113.7", CUSTOMER.0, CUSTOMER.1)
         .await;
     assert_eq!(refused.status(), 429);
-    assert!((1..=60).contains(&retry_after(&refused)));
+    assert!((1..=60).contains(&retry_after(refused.headers())));
     assert_problem(refused, 429).await;
     // Another address is still welcome.
     let other = client
         .log_in_from("203.0.113.8", CUSTOMER.0, CUSTOMER.1)
         .await;
     assert_eq!(other.status(), 200);
+    system.shutdown().await;
+}
+
+async fn an_address_claimed_by_anyone_but_the_gateway_means_nothing(mode: TestMode) {
+    let system = start(mode).await;
+    let client = Client::of(&system);
+    // A client that calls identity directly and claims a new address each time is still one
+    // address: its own.
+    for n in 1..=20 {
+        let attempt = client
+            .http
+            .post(format!("{}/api/v1/identity/login", client.base))
+            .header("x-forwarded-for", format!("198.18.0.{n}"))
+            .json(&serde_json::json!({ "email": format!("guess{n}@example.com"), "password": "some password" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(attempt.status(), 401, "attempt {n}");
+    }
+    let refused = client
+        .http
+        .post(format!("{}/api/v1/identity/login", client.base))
+        .header("x-forwarded-for", "198.18.0.99")
+        .json(&serde_json::json!({ "email": CUSTOMER.0, "password": CUSTOMER.1 }))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(refused, 429).await;
+    // A service other than the gateway is not believed either; the gateway is.
+    let orders = system.client_as("orders", "identity");
+    let claimed = orders
+        .send_with(
+            nubo_platform::axum::http::Method::POST,
+            "/api/v1/identity/login",
+            &[("x-forwarded-for", "198.18.1.1")],
+            Some(&serde_json::json!({ "email": CUSTOMER.0, "password": CUSTOMER.1 })),
+        )
+        .await;
+    assert_problem(claimed, 429).await;
+    let forwarded = client
+        .log_in_from("198.18.1.1", CUSTOMER.0, CUSTOMER.1)
+        .await;
+    assert_eq!(forwarded.status(), 200);
     system.shutdown().await;
 }
 
@@ -184,7 +230,7 @@ async fn one_address_signs_up_twenty_accounts_an_hour_then_is_told_when_to_come_
     let refused = client.sign_up_from(office, ADA, ADA_PASSWORD).await;
     assert_eq!(refused.status(), 429);
     assert!(
-        (3590..=3600).contains(&retry_after(&refused)),
+        (3590..=3600).contains(&retry_after(refused.headers())),
         "{refused:?}"
     );
     let body = assert_problem(refused, 429).await;

@@ -2,8 +2,9 @@ pub use nubo_platform::testing::{assert_problem, eventually};
 
 use nubo_identity::domain::Role;
 use nubo_identity::testing::{add_account, signed_in};
+use nubo_platform::axum::http::Method;
 use nubo_platform::storage::Db;
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::testing::{Answer, Answered, TestClient, TestMode, TestSystem};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db};
 use serde_json::{Value, json};
@@ -42,6 +43,7 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         catalog: system.url("catalog"),
         db: system.db("inventory").await,
         http: reqwest::Client::new(),
+        orders: system.client_as("orders", "inventory"),
         admin_token: admin.token,
         system,
     }
@@ -59,6 +61,8 @@ pub struct Shop {
     /// inventory's own database, as an operator's shell would open it.
     pub db: Db,
     pub http: reqwest::Client,
+    /// Inventory as orders calls it: the only caller its internal routes admit.
+    pub orders: TestClient,
     pub admin_token: String,
 }
 
@@ -129,53 +133,27 @@ impl Shop {
             .unwrap()
     }
 
-    pub async fn reserve_raw(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/internal/v1/reservations", self.inventory))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    pub async fn reserve_raw(&self, body: &Value) -> Answer {
+        self.orders.post("/internal/v1/reservations", body).await
     }
 
-    pub async fn reserve(
-        &self,
-        id: Uuid,
-        lines: &[(&str, i64)],
-        ttl_secs: i64,
-    ) -> reqwest::Response {
+    pub async fn reserve(&self, id: Uuid, lines: &[(&str, i64)], ttl_secs: i64) -> Answer {
         self.reserve_raw(&reservation(id, lines, ttl_secs)).await
     }
 
-    pub async fn commit(&self, id: Uuid) -> reqwest::Response {
-        self.http
-            .post(format!(
-                "{}/internal/v1/reservations/{id}/commit",
-                self.inventory
-            ))
-            .send()
-            .await
-            .unwrap()
+    pub async fn commit(&self, id: Uuid) -> Answer {
+        let path = format!("/internal/v1/reservations/{id}/commit");
+        self.orders.send(Method::POST, &path, None).await
     }
 
-    pub async fn release(&self, id: Uuid, reason: &str) -> reqwest::Response {
-        self.http
-            .post(format!(
-                "{}/internal/v1/reservations/{id}/release",
-                self.inventory
-            ))
-            .json(&json!({ "reason": reason }))
-            .send()
-            .await
-            .unwrap()
+    pub async fn release(&self, id: Uuid, reason: &str) -> Answer {
+        let path = format!("/internal/v1/reservations/{id}/release");
+        self.orders.post(&path, &json!({ "reason": reason })).await
     }
 
-    pub async fn reservation(&self, id: Uuid) -> reqwest::Response {
-        self.http
-            .get(format!("{}/internal/v1/reservations/{id}", self.inventory))
-            .send()
-            .await
-            .unwrap()
+    pub async fn reservation(&self, id: Uuid) -> Answer {
+        let path = format!("/internal/v1/reservations/{id}");
+        self.orders.get(&path).await
     }
 
     /// The `StockReleased` payloads in inventory's outbox, oldest first.
@@ -203,7 +181,8 @@ pub fn reservation(id: Uuid, lines: &[(&str, i64)], ttl_secs: i64) -> Value {
     json!({ "reservation_id": id, "lines": lines, "ttl_secs": ttl_secs })
 }
 
-pub async fn json(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
+pub async fn json(response: impl Answered, status: u16) -> Value {
+    let response = response.into_answer().await;
+    assert_eq!(response.status(), status, "{response:?}");
     response.json().await.unwrap()
 }

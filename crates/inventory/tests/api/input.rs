@@ -1,5 +1,6 @@
 //! Bad input gets a clear problem, and changes nothing.
 
+use nubo_platform::axum::http::Method;
 use nubo_platform::testing::{TestMode, problem_fields};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{both_modes, sqlx, with_db};
@@ -79,35 +80,34 @@ async fn a_bad_reservation_is_refused_field_by_field_and_nothing_is_held(mode: T
 async fn malformed_ids_bodies_and_stock_counts_are_refused(mode: TestMode) {
     let shop = start(mode).await;
     shop.stock("TEA-H", 5).await;
-    let url = |path: &str| format!("{}/internal/v1/reservations/{path}", shop.inventory);
+    let url = |path: &str| format!("/internal/v1/reservations/{path}");
     let commit = shop
-        .http
-        .post(url("not-a-uuid/commit"))
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .send(Method::POST, &url("not-a-uuid/commit"), None)
+        .await;
     assert_problem(commit, 400).await;
-    let get = shop.http.get(url("not-a-uuid")).send().await.unwrap();
+    let get = shop.orders.get(&url("not-a-uuid")).await;
     assert_problem(get, 400).await;
     let no_reason = shop
-        .http
-        .post(url(&format!("{}/release", Uuid::now_v7())))
-        .json(&json!({ "reason": " " }))
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .post(
+            &url(&format!("{}/release", Uuid::now_v7())),
+            &json!({ "reason": " " }),
+        )
+        .await;
     assert_eq!(
         problem_fields(&assert_problem(no_reason, 422).await),
         ["reason"]
     );
     let not_json = shop
-        .http
-        .post(format!("{}/internal/v1/reservations", shop.inventory))
-        .header("content-type", "application/json")
-        .body("{\"lines\": [")
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .send_raw(
+            Method::POST,
+            "/internal/v1/reservations",
+            "application/json",
+            "{\"lines\": [",
+        )
+        .await;
     assert_problem(not_json, 400).await;
 
     let admin = Some(shop.admin_token.as_str());

@@ -49,11 +49,13 @@ async fn distributed_mode_without_a_mail_server_refuses_to_start() {
         "t{}",
         &nubo_platform::uuid::Uuid::new_v4().simple().to_string()[..12]
     );
+    let ca = nubo_platform::tls::authority::Authority::open(&dir.path().join("tls")).unwrap();
+    settings.tls_dir = Some(ca.ensure("notifications", &settings.trust_domain).unwrap());
     let app = Application::bind(&nubo_notifications::SERVICE, settings, BTreeMap::new())
         .await
         .unwrap();
     let wiring = Wiring {
-        service_urls: BTreeMap::from([("identity".to_owned(), "http://127.0.0.1:9".to_owned())]),
+        service_urls: BTreeMap::from([("identity".to_owned(), "https://127.0.0.1:9".to_owned())]),
         embedded_bus: None,
     };
     let error = app

@@ -279,3 +279,37 @@ pub fn scaler(desc: &ServiceDescription, lag: u32, k8s_namespace: &str) -> Value
         },
     })
 }
+
+/// The shop's own CA in cert-manager: a self-signed root (kept in Secret `nubo-ca`) and the
+/// Issuer that signs every service's certificate with it. Replace the root with your own PKI's
+/// intermediate by pointing the `nubo-ca` Issuer at another Secret.
+pub fn certificate_authority() -> Vec<Value> {
+    let labels = json!({ "app.kubernetes.io/part-of": "nubo" });
+    vec![
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": { "name": "nubo-selfsigned", "labels": labels },
+            "spec": { "selfSigned": {} },
+        }),
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Certificate",
+            "metadata": { "name": "nubo-ca", "labels": labels },
+            "spec": {
+                "isCA": true,
+                "commonName": "nubo service CA",
+                "secretName": "nubo-ca",
+                "duration": "87600h",
+                "privateKey": { "algorithm": "ECDSA", "size": 256 },
+                "issuerRef": { "name": "nubo-selfsigned", "kind": "Issuer" },
+            },
+        }),
+        json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "Issuer",
+            "metadata": { "name": super::workloads::CA_ISSUER, "labels": labels },
+            "spec": { "ca": { "secretName": "nubo-ca" } },
+        }),
+    ]
+}

@@ -2,8 +2,8 @@
 //! service descriptions so ports, probes, environment and NetworkPolicy edges cannot drift from
 //! the code. `--check` compares instead of writing, for CI.
 //!
-//! Layout: `base/` (every service, the network policies, the servers: CloudNativePG, NATS,
-//! Redis, and KEDA scalers) and `overlays/{dev,prod}` (namespace, replicas, spread across zones,
+//! Layout: `base/` (every service with its cert-manager Certificate, the network policies, the
+//! shop's CA, the servers: CloudNativePG, NATS, Redis, and KEDA scalers) and `overlays/{dev,prod}` (namespace, replicas, spread across zones,
 //! image tags). Overlays use only `resources`, `namespace`, `images` and `patchesStrategicMerge`,
 //! which every kustomize from v2 (kubectl 1.14) to v5 understands.
 
@@ -202,6 +202,7 @@ pub fn generate(services: &[&'static ServiceDescription]) -> anyhow::Result<File
         ("postgres.yaml", infra::postgres()),
         ("nats.yaml", infra::nats()),
         ("redis.yaml", infra::redis()),
+        ("tls.yaml", infra::certificate_authority()),
         ("keda.yaml", infra::scalers(services)?),
     ] {
         if objects.is_empty() {
@@ -271,7 +272,6 @@ mod tests {
             durable: "notifications-orders",
             subject: "orders.order_confirmed.v1",
         }],
-        calls: &[],
         env: &[],
         check_env: None,
         build: |_| Box::pin(async { Ok(Parts::default()) }),

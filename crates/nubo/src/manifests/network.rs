@@ -53,7 +53,7 @@ fn policy(name: &str, selector: Value, ingress: Vec<Value>, egress: Vec<Value>) 
 /// Who calls `target`, by the descriptions.
 pub fn callers(target: &str, all: &[&'static ServiceDescription]) -> Vec<&'static str> {
     all.iter()
-        .filter(|d| d.calls.contains(&target))
+        .filter(|d| d.calls().contains(&target))
         .map(|d| d.name)
         .collect()
 }
@@ -105,7 +105,7 @@ pub fn policies(all: &[&'static ServiceDescription]) -> Vec<Value> {
             json!({ "from": [namespace("monitoring")], "ports": tcp(&[metrics, LINKERD_ADMIN]) }),
         );
         let mut egress: Vec<Value> = desc
-            .calls
+            .calls()
             .iter()
             .map(|callee| json!({ "to": [pods(callee)], "ports": tcp(&[port_of(callee, all), LINKERD_INBOUND]) }))
             .collect();

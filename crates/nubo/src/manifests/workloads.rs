@@ -11,6 +11,15 @@ use super::{Deployment, GRACE_SECS, PRE_STOP_SECS, SHUTDOWN_SECS};
 pub const IMAGE_REPOSITORY: &str = "ghcr.io/nubo-shop/nubo";
 /// The secret CloudNativePG writes for the application user of cluster `nubo-db`.
 pub const DATABASE_SECRET: &str = "nubo-db-app";
+/// Where each pod finds its service identity (the Secret cert-manager keeps renewed).
+pub const TLS_MOUNT: &str = "/var/run/nubo/tls";
+/// The cert-manager Issuer of every service certificate: the shop's own CA (`tls.yaml`).
+pub const CA_ISSUER: &str = "nubo-ca";
+
+/// The Secret holding `service`'s certificate, key and CA.
+pub fn identity_secret(service: &str) -> String {
+    format!("{service}-identity")
+}
 
 pub fn image(service: &str) -> String {
     format!("{IMAGE_REPOSITORY}-{service}")
@@ -38,6 +47,7 @@ pub fn config() -> Vec<Value> {
             config::REDIS_URL: "redis://redis:6379",
             config::NAMESPACE: "nubo",
             config::LOG_FORMAT: "json",
+            config::TLS_DIR: TLS_MOUNT,
             config::LOG: "info",
             config::SHUTDOWN_TIMEOUT_SECS: SHUTDOWN_SECS.to_string(),
         },
@@ -61,7 +71,7 @@ fn env(desc: &ServiceDescription, d: &Deployment) -> Vec<Value> {
         env.push(json!({ "name": variable,
                 "valueFrom": { "secretKeyRef": { "name": secret, "key": key } } }));
     }
-    for target in desc.calls {
+    for target in desc.calls() {
         if let Some(url) = config::default_url(target) {
             env.push(json!({ "name": config::url_variable(target), "value": url }));
         }
@@ -115,8 +125,14 @@ pub fn service(
                         "runAsNonRoot": true,
                         "runAsUser": 65532,
                         "runAsGroup": 65532,
+                        // Owns the mounted identity files, which are group-readable only.
+                        "fsGroup": 65532,
                         "seccompProfile": { "type": "RuntimeDefault" },
                     },
+                    "volumes": [{
+                        "name": "identity",
+                        "secret": { "secretName": identity_secret(name), "defaultMode": 0o440 },
+                    }],
                     "containers": [{
                         "name": name,
                         "image": format!("{}:latest", image(name)),
@@ -124,6 +140,9 @@ pub fn service(
                         "ports": ports,
                         "envFrom": [{ "configMapRef": { "name": "nubo-config" } }],
                         "env": env(desc, d),
+                        // Renewals land in the mount; the service re-reads them (no subPath,
+                        // which would freeze the files).
+                        "volumeMounts": [{ "name": "identity", "mountPath": TLS_MOUNT, "readOnly": true }],
                         "startupProbe": probe("/startupz", probes, 2, 90),
                         "livenessProbe": probe("/livez", probes, 10, 3),
                         "readinessProbe": probe("/readyz", probes, 5, 2),
@@ -146,6 +165,7 @@ pub fn service(
         },
     });
     let mut objects = vec![
+        certificate(name),
         json!({
             "apiVersion": "v1",
             "kind": "ServiceAccount",
@@ -177,6 +197,27 @@ pub fn service(
         objects.push(autoscaler(name, d));
     }
     objects
+}
+
+/// `service`'s identity, issued and renewed by cert-manager from the shop's CA: its SPIFFE id
+/// (what nubo checks), its DNS names (for tools that check host names).
+fn certificate(service: &str) -> Value {
+    json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "Certificate",
+        "metadata": { "name": identity_secret(service), "labels": labels(service) },
+        "spec": {
+            "secretName": identity_secret(service),
+            "issuerRef": { "name": CA_ISSUER, "kind": "Issuer" },
+            "commonName": service,
+            "uris": [nubo_platform::tls::spiffe_id(nubo_platform::tls::DEFAULT_TRUST_DOMAIN, service)],
+            "dnsNames": [service, "localhost"],
+            "usages": ["digital signature", "server auth", "client auth"],
+            "privateKey": { "algorithm": "ECDSA", "size": 256, "rotationPolicy": "Always" },
+            "duration": "2160h",
+            "renewBefore": "720h",
+        },
+    })
 }
 
 fn autoscaler(name: &str, d: &Deployment) -> Value {

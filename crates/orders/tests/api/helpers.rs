@@ -227,14 +227,10 @@ impl Shop {
     /// The payment of an order as payments has it, if any.
     pub async fn payment(&self, order_id: &str) -> Option<Value> {
         let response = self
-            .http
-            .get(format!(
-                "{}/internal/v1/payments/{order_id}",
-                self.system.url("payments")
-            ))
-            .send()
-            .await
-            .unwrap();
+            .system
+            .client_as("orders", "payments")
+            .get(&format!("/internal/v1/payments/{order_id}"))
+            .await;
         match response.status().as_u16() {
             200 => Some(response.json().await.unwrap()),
             404 => None,
@@ -245,14 +241,10 @@ impl Shop {
     /// The reservation of an order as inventory has it, if any.
     pub async fn reservation(&self, order_id: &str) -> Option<Value> {
         let response = self
-            .http
-            .get(format!(
-                "{}/internal/v1/reservations/{order_id}",
-                self.system.url("inventory")
-            ))
-            .send()
-            .await
-            .unwrap();
+            .system
+            .client_as("orders", "inventory")
+            .get(&format!("/internal/v1/reservations/{order_id}"))
+            .await;
         match response.status().as_u16() {
             200 => Some(response.json().await.unwrap()),
             404 => None,

@@ -1,8 +1,9 @@
 use nubo_identity::domain::Role;
 use nubo_identity::testing::signed_in;
+use nubo_platform::axum::http::Method;
 use nubo_platform::chrono::Datelike;
 use nubo_platform::storage::Db;
-use nubo_platform::testing::{TestMode, TestSystem};
+use nubo_platform::testing::{Answer, Answered, TestClient, TestMode, TestSystem};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db};
 use serde_json::{Value, json};
@@ -29,6 +30,7 @@ pub async fn start_with(mode: TestMode, env: &[(&str, &str)]) -> Shop {
         payments: system.url("payments"),
         db: system.db("payments").await,
         http: reqwest::Client::new(),
+        orders: system.client_as("orders", "payments"),
         admin_token: admin.token,
         system,
     }
@@ -40,6 +42,8 @@ pub struct Shop {
     /// payments' own database, as an operator's shell would open it.
     pub db: Db,
     pub http: reqwest::Client,
+    /// Payments as orders calls it: the only caller its internal routes admit.
+    pub orders: TestClient,
     pub admin_token: String,
 }
 
@@ -54,38 +58,25 @@ pub fn authorization(id: Uuid, amount_minor: i64, number: &str) -> Value {
 }
 
 impl Shop {
-    pub async fn authorize_raw(&self, body: &Value) -> reqwest::Response {
-        self.http
-            .post(format!("{}/internal/v1/payments", self.payments))
-            .json(body)
-            .send()
-            .await
-            .unwrap()
+    pub async fn authorize_raw(&self, body: &Value) -> Answer {
+        self.orders.post("/internal/v1/payments", body).await
     }
 
-    pub async fn authorize(&self, id: Uuid, amount_minor: i64, number: &str) -> reqwest::Response {
+    pub async fn authorize(&self, id: Uuid, amount_minor: i64, number: &str) -> Answer {
         self.authorize_raw(&authorization(id, amount_minor, number))
             .await
     }
 
     /// `POST /internal/v1/payments/{id}/{step}` for capture, void and refund.
-    pub async fn step(&self, id: Uuid, step: &str) -> reqwest::Response {
-        self.http
-            .post(format!(
-                "{}/internal/v1/payments/{id}/{step}",
-                self.payments
-            ))
-            .send()
-            .await
-            .unwrap()
+    pub async fn step(&self, id: Uuid, step: &str) -> Answer {
+        let path = format!("/internal/v1/payments/{id}/{step}");
+        self.orders.send(Method::POST, &path, None).await
     }
 
-    pub async fn payment(&self, id: Uuid) -> reqwest::Response {
-        self.http
-            .get(format!("{}/internal/v1/payments/{id}", self.payments))
-            .send()
+    pub async fn payment(&self, id: Uuid) -> Answer {
+        self.orders
+            .get(&format!("/internal/v1/payments/{id}"))
             .await
-            .unwrap()
     }
 
     pub async fn admin_payment(&self, token: Option<&str>, id: Uuid) -> reqwest::Response {
@@ -147,8 +138,9 @@ impl Shop {
     }
 }
 
-pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
+pub async fn assert_problem(response: impl Answered, status: u16) -> Value {
+    let response = response.into_answer().await;
+    assert_eq!(response.status(), status, "{response:?}");
     assert_eq!(
         response.headers()["content-type"],
         "application/problem+json"
@@ -156,7 +148,8 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> Value {
     response.json().await.unwrap()
 }
 
-pub async fn json(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
+pub async fn json(response: impl Answered, status: u16) -> Value {
+    let response = response.into_answer().await;
+    assert_eq!(response.status(), status, "{response:?}");
     response.json().await.unwrap()
 }

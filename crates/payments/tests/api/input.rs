@@ -1,6 +1,7 @@
 //! Bad cards and amounts get a clear problem, and nothing is stored; a good card is stored as
 //! its last four digits and brand, never its number.
 
+use nubo_platform::axum::http::Method;
 use nubo_platform::both_modes;
 use nubo_platform::testing::{TestMode, problem_fields};
 use nubo_platform::uuid::Uuid;
@@ -68,23 +69,23 @@ async fn bad_cards_and_amounts_are_refused_field_by_field_and_nothing_is_stored(
     bad_id["payment_id"] = json!("not-a-uuid");
     assert_problem(shop.authorize_raw(&bad_id).await, 422).await;
     let not_json = shop
-        .http
-        .post(format!("{}/internal/v1/payments", shop.payments))
-        .header("content-type", "application/json")
-        .body("{\"amount\": [")
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .send_raw(
+            Method::POST,
+            "/internal/v1/payments",
+            "application/json",
+            "{\"amount\": [",
+        )
+        .await;
     assert_problem(not_json, 400).await;
     let bad_path = shop
-        .http
-        .post(format!(
-            "{}/internal/v1/payments/not-a-uuid/capture",
-            shop.payments
-        ))
-        .send()
-        .await
-        .unwrap();
+        .orders
+        .send(
+            Method::POST,
+            "/internal/v1/payments/not-a-uuid/capture",
+            None,
+        )
+        .await;
     assert_problem(bad_path, 400).await;
 
     assert_eq!(shop.payments_count().await, 0, "nothing stored");

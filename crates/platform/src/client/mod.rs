@@ -39,9 +39,15 @@ const RETRY_AFTER_MAX: Duration = Duration::from_secs(2);
 /// traffic of a minute ago.
 const RETRY_BUDGET_WINDOW: Duration = Duration::from_secs(10);
 
-/// Idle pooled connections are closed after this, before a target's own idle timeout would
-/// close them under a request in flight.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Idle pooled connections are closed after this, before a target's own idle timeout (the
+/// server's header timeout, 5 s by default) would close them under a request being sent.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// The pooled HTTP/1 client over TCP, with TLS for `https://` targets.
+type Transport = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Full<Bytes>,
+>;
 
 /// How one service calls one other service.
 #[derive(Debug, Clone)]
@@ -91,14 +97,14 @@ pub enum ClientError {
     Connect {
         target: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn StdError + Send + Sync>,
     },
     /// The connection failed after it was made (reset, closed mid-response).
     #[error("call to {target} failed in transit")]
     Transport {
         target: String,
         #[source]
-        source: reqwest::Error,
+        source: Box<dyn StdError + Send + Sync>,
     },
     #[error("{target} answered {status}")]
     Status {
@@ -521,7 +527,7 @@ pub struct ServiceClient {
 struct Inner {
     target: String,
     base_url: String,
-    http: reqwest::Client,
+    http: Transport,
     timeout: Duration,
     retry: RetryPolicy,
     breaker: CircuitBreaker,
@@ -540,25 +546,51 @@ impl std::fmt::Debug for ServiceClient {
 }
 
 impl ServiceClient {
-    /// A client of `target` (a service name such as `"catalog"`) at `base_url`.
+    /// A client of `target` (a service name such as `"catalog"`) at `base_url`, over plain
+    /// HTTP: for tests and tools. Services call each other with [`ServiceClient::with_tls`].
     pub fn new(
         target: &str,
         base_url: &str,
         config: ClientConfig,
         metrics: &ClientMetrics,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .connect_timeout(config.timeout)
-            // A service answers for itself; following its redirects would hide what it said and
-            // could replay a POST somewhere else.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            // `build` fails only when a TLS back end cannot start or a setter above recorded an
-            // invalid value; the workspace's reqwest has no TLS feature and these setters take
-            // no fallible input.
-            .expect("an HTTP client without TLS always builds");
+        // No roots and no certificate: an `https://` target fails its handshake.
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        Self::with_tls(target, base_url, config, metrics, tls)
+    }
+
+    /// A client of `target` at `base_url` whose `https://` connections use `tls`: for a
+    /// service, [`crate::tls::ServiceIdentity::client_config`], mutual TLS that accepts only
+    /// `target`'s certificate.
+    pub fn with_tls(
+        target: &str,
+        base_url: &str,
+        config: ClientConfig,
+        metrics: &ClientMetrics,
+        tls: rustls::ClientConfig,
+    ) -> Self {
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(config.timeout));
+        tcp.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        // hyper's client never follows redirects: a service answers for itself, and following
+        // one could replay a POST somewhere else.
+        let http =
+            hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+                .pool_timer(hyper_util::rt::TokioTimer::new())
+                .build(connector);
         let labels = TargetLabels {
             target: target.to_owned(),
         };
@@ -659,15 +691,18 @@ impl ServiceClient {
         }
     }
 
-    fn url_for(&self, uri: &http::Uri) -> Result<reqwest::Url, ClientError> {
+    fn url_for(&self, uri: &http::Uri) -> Result<http::Uri, ClientError> {
         // An absolute URI would silently bypass the target this client is bound to.
         if uri.scheme().is_some() || uri.authority().is_some() {
             return Err(self.invalid_request(format!(
                 "{uri} is absolute; pass a path relative to the base URL"
             )));
         }
+        // The path goes as it is: no dot segment is resolved, nothing is re-encoded, so the
+        // target routes exactly what the caller authorized.
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        reqwest::Url::parse(&format!("{}{path}", self.inner.base_url))
+        format!("{}{path}", self.inner.base_url)
+            .parse()
             .map_err(|e| self.invalid_request(e))
     }
 
@@ -682,7 +717,7 @@ impl ServiceClient {
     async fn attempt(
         &self,
         method: &Method,
-        url: &reqwest::Url,
+        url: &http::Uri,
         headers: &HeaderMap,
         body: &Bytes,
         retries_done: u32,
@@ -702,14 +737,13 @@ impl ServiceClient {
             let mut headers = headers.clone();
             // Inside the attempt's span, so the target's span is a child of this attempt.
             crate::telemetry::inject_trace_headers(&mut headers);
-            let request = inner
-                .http
-                .request(method.clone(), url.clone())
-                .headers(headers)
-                .body(body.clone());
+            let mut request = http::Request::new(http_body_util::Full::new(body.clone()));
+            *request.method_mut() = method.clone();
+            *request.uri_mut() = url.clone();
+            *request.headers_mut() = headers;
             // One deadline over sending and reading the whole body: a target that answers
             // headers fast and then stalls is as slow as one that never answers.
-            match tokio::time::timeout(inner.timeout, read_response(request)).await {
+            match tokio::time::timeout(inner.timeout, read_response(&inner.http, request)).await {
                 Err(_elapsed) => Err(ClientError::Timeout {
                     target: inner.target.clone(),
                 }),
@@ -730,43 +764,43 @@ impl ServiceClient {
         outcome
     }
 
-    fn classify(&self, error: reqwest::Error) -> ClientError {
+    fn classify(&self, error: Failed) -> ClientError {
         let target = self.inner.target.clone();
-        if error.is_timeout() {
-            ClientError::Timeout { target }
-        } else if error.is_connect() {
-            ClientError::Connect {
+        match error {
+            Failed::Send(e) if e.is_connect() => ClientError::Connect {
                 target,
-                source: error,
-            }
-        } else if error.is_builder() {
-            ClientError::Request {
+                source: e.into(),
+            },
+            Failed::Send(e) => ClientError::Transport {
                 target,
-                source: error.into(),
-            }
-        } else {
-            ClientError::Transport {
+                source: e.into(),
+            },
+            Failed::Read(e) => ClientError::Transport {
                 target,
-                source: error,
-            }
+                source: e.into(),
+            },
         }
     }
 }
 
+/// How an attempt failed below HTTP.
+enum Failed {
+    /// Connecting, the TLS handshake, or sending (the request may not have been read).
+    Send(hyper_util::client::legacy::Error),
+    /// Reading the response body.
+    Read(hyper::Error),
+}
+
 /// Sends a request and reads the whole response into an `http::Response<Bytes>`.
 async fn read_response(
-    request: reqwest::RequestBuilder,
-) -> Result<http::Response<Bytes>, reqwest::Error> {
-    let mut response = request.send().await?;
-    let status = response.status();
-    let version = response.version();
-    let headers = std::mem::take(response.headers_mut());
-    let body = response.bytes().await?;
-    let mut converted = http::Response::new(body);
-    *converted.status_mut() = status;
-    *converted.version_mut() = version;
-    *converted.headers_mut() = headers;
-    Ok(converted)
+    http: &Transport,
+    request: http::Request<http_body_util::Full<Bytes>>,
+) -> Result<http::Response<Bytes>, Failed> {
+    use http_body_util::BodyExt as _;
+    let response = http.request(request).await.map_err(Failed::Send)?;
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.map_err(Failed::Read)?.to_bytes();
+    Ok(http::Response::from_parts(parts, body))
 }
 
 #[cfg(test)]

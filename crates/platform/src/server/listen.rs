@@ -9,6 +9,11 @@
 //! descriptors everyone else needs; a connection over either bound is closed at once and counted.
 //! On shutdown the listener closes, idle connections close, and requests in flight get the
 //! deadline to finish.
+//!
+//! A service's port speaks plain HTTP and TLS side by side: the first byte of a connection tells
+//! them apart (a TLS handshake starts with 0x16, an HTTP request with a method's letter). Probes,
+//! metrics and public reads come plain; other services come with TLS and a client certificate,
+//! and every request carries the [`Peer`] its connection proved.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -28,6 +33,10 @@ use tower::ServiceExt;
 
 use crate::health::Health;
 use crate::metrics::{ConnectionLabels, Metrics};
+use crate::tls::{Peer, ServiceIdentity};
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
 
 /// Raises this process's soft limit of open files to its hard limit, as Go's runtime does: every
 /// connection is a descriptor, and the common default of 1024 would make the descriptor table,
@@ -68,17 +77,33 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How a listener serves.
+#[derive(Clone)]
+pub struct Serving {
+    pub limits: ConnectionLimits,
+    /// Accept TLS (next to plain HTTP) with this identity; `None`: plain HTTP only.
+    pub tls: Option<ServiceIdentity>,
+    pub metrics: Metrics,
+    pub health: Health,
+    /// How long requests in flight may take to finish after `shutdown`.
+    pub deadline: Duration,
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves; then `health` turns not ready, the
-/// listener closes, and in-flight requests get `deadline` to finish before they are cut off.
+/// listener closes, and in-flight requests get the deadline to finish before they are cut off.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
-    limits: ConnectionLimits,
-    metrics: Metrics,
-    health: Health,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
-    deadline: Duration,
 ) -> std::io::Result<()> {
+    let Serving {
+        limits,
+        tls,
+        metrics,
+        health,
+        deadline,
+    } = serving;
     let gate = Gate::new(limits);
     let graceful = GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
@@ -115,9 +140,27 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let open = metrics.http_connections.clone();
         open.inc();
-        let connection = serve_connection(&builder, &graceful, stream, peer, app.clone());
+        let connection = Connection {
+            builder: builder.clone(),
+            watcher: graceful.watcher(),
+            address: peer,
+            app: app.clone(),
+        };
+        let tls = tls.clone();
+        let handshake_timeout = limits.header_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let served = match tls {
+                None => connection
+                    .serve(stream, Peer::Anonymous)
+                    .await
+                    .map_err(Into::into),
+                Some(identity) => {
+                    connection
+                        .serve_tls_or_plain(stream, &identity, handshake_timeout)
+                        .await
+                }
+            };
+            if let Err(e) = served {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             open.dec();
@@ -138,23 +181,69 @@ pub async fn serve(
     Ok(())
 }
 
-/// One connection: HTTP/1 over `io`, each request carrying the peer's address.
-fn serve_connection<I>(
-    builder: &hyper::server::conn::http1::Builder,
-    graceful: &GracefulShutdown,
-    io: I,
-    peer: SocketAddr,
+/// One accepted connection, not yet served.
+struct Connection {
+    builder: hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    address: SocketAddr,
     app: Router,
-) -> impl Future<Output = hyper::Result<()>> + Send + 'static
-where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
-        let mut request = request.map(Body::new);
-        request.extensions_mut().insert(ConnectInfo(peer));
-        app.clone().oneshot(request)
-    });
-    graceful.watch(builder.serve_connection(TokioIo::new(io), service))
+}
+
+impl Connection {
+    /// TLS if the client starts a handshake, plain HTTP otherwise.
+    async fn serve_tls_or_plain(
+        self,
+        stream: tokio::net::TcpStream,
+        identity: &ServiceIdentity,
+        timeout: Duration,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(timeout, stream.peek(&mut first)).await {
+            // Closed or silent before a byte: nothing to serve.
+            Err(_) | Ok(Ok(0)) => return Ok(()),
+            Ok(Err(e)) => return Err(e.into()),
+            Ok(Ok(_)) if first[0] != TLS_HANDSHAKE => {
+                return self
+                    .serve(stream, Peer::Anonymous)
+                    .await
+                    .map_err(Into::into);
+            }
+            Ok(Ok(_)) => {}
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(identity.server_config());
+        let tls = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Err(_) => return Err("TLS handshake timed out".into()),
+            Ok(Err(e)) => {
+                tracing::debug!(peer = %self.address, error = %e, "TLS handshake refused");
+                return Ok(());
+            }
+            Ok(Ok(tls)) => tls,
+        };
+        let peer = identity.peer_of(tls.get_ref().1);
+        self.serve(tls, peer).await.map_err(Into::into)
+    }
+
+    /// HTTP/1 over `io`, each request carrying the client's address and who it proved to be.
+    async fn serve<I>(self, io: I, peer: Peer) -> hyper::Result<()>
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Self {
+            builder,
+            watcher,
+            address,
+            app,
+        } = self;
+        let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+            let mut request = request.map(Body::new);
+            request.extensions_mut().insert(ConnectInfo(address));
+            request.extensions_mut().insert(peer.clone());
+            app.clone().oneshot(request)
+        });
+        watcher
+            .watch(builder.serve_connection(TokioIo::new(io), service))
+            .await
+    }
 }
 
 /// Counts open connections, in all and per client address.

@@ -13,18 +13,21 @@
 //!    gauge; outside the layers below so shed, timed-out and panicked requests are counted too.
 //! 5. the path's normal form ([`path`]): a path that could mean two things is refused before any
 //!    router reads it, and the refusal is counted like any other answer.
-//! 6. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
-//! 7. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
+//! 6. internal routes (`/internal/...`) admit only a service that proved who it is with a
+//!    client certificate ([`crate::tls::Peer`]) and that the call graph lets call this one
+//!    (401 without a certificate, 403 for any other service, with a log line naming it).
+//! 7. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
+//! 8. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
 //!    once rather than queue without bound.
-//! 8. timeout: a handler past its deadline is dropped and answered 503.
-//! 9. body limit: refuse oversized bodies before a handler buffers them.
+//! 9. timeout: a handler past its deadline is dropped and answered 503.
+//! 10. body limit: refuse oversized bodies before a handler buffers them.
 //!
 //! Connections are accepted in [`listen`]: header and idle timeouts, bounded connections.
 
 mod listen;
 pub mod path;
 
-pub use listen::{ConnectionLimits, raise_open_file_limit, serve};
+pub use listen::{ConnectionLimits, Serving, raise_open_file_limit, serve};
 
 use std::time::{Duration, Instant};
 
@@ -43,6 +46,7 @@ use tracing::Instrument;
 use crate::error::{PROBLEM_JSON, Problem};
 use crate::health::Health;
 use crate::metrics::{HttpLabels, Metrics, RouteLabels};
+use crate::tls::Peer;
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const TRACE_ID: &str = "x-trace-id";
@@ -81,6 +85,10 @@ pub fn stack(
             observe,
         ))
         .layer(middleware::from_fn(path::refuse_abnormal))
+        .layer(middleware::from_fn_with_state(
+            config.service,
+            admit_internal,
+        ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(HandleErrorLayer::new(overload_to_problem))
         .load_shed()
@@ -182,6 +190,44 @@ async fn observe(
         response.headers_mut().insert(TRACE_ID, id);
     }
     response
+}
+
+/// Lets an internal call through only from a service the call graph lets call `callee`.
+async fn admit_internal(
+    State(callee): State<&'static str>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if !(path == "/internal" || path.starts_with("/internal/")) {
+        return next.run(request).await;
+    }
+    match request.extensions().get::<Peer>() {
+        Some(Peer::Service(caller)) if crate::config::may_call_internal(caller, callee) => {
+            next.run(request).await
+        }
+        Some(Peer::Service(caller)) => {
+            tracing::warn!(
+                caller = %caller,
+                callee,
+                method = %request.method(),
+                path,
+                "refused an internal call from a service the call graph does not let call this one"
+            );
+            Problem::new(
+                StatusCode::FORBIDDEN,
+                format!("{caller} may not call the internal routes of {callee}"),
+            )
+            .with_kind("caller-not-allowed")
+            .into_response()
+        }
+        _ => Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "internal routes answer only nubo services, over mutual TLS with a client certificate",
+        )
+        .with_kind("client-certificate-required")
+        .into_response(),
+    }
 }
 
 async fn metrics_text(State(metrics): State<Metrics>) -> Response {

@@ -14,7 +14,6 @@ pub static PROBE: ServiceDescription = ServiceDescription {
     migrations: Migrations::NONE,
     publishes: &[],
     consumes: &[],
-    calls: &[],
     env: &[],
     check_env: None,
     build: |_| {
