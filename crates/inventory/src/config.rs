@@ -27,13 +27,7 @@ impl Config {
 
     pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let mut env = Env::from_pairs(vars.clone());
-        let sweep_ms: u64 = env.get(EXPIRY_SWEEP_MS, 1000);
-        if !(10..=60_000).contains(&sweep_ms) {
-            env.fail(
-                EXPIRY_SWEEP_MS,
-                format!("must be between 10 and 60000, got {sweep_ms}"),
-            );
-        }
+        let sweep_ms: u64 = env.in_range(EXPIRY_SWEEP_MS, 1000, 10..=60_000);
         let initial_stock: i64 = env.get(INITIAL_STOCK, 0);
         if let Err(why) = OnHand::parse(initial_stock) {
             env.fail(INITIAL_STOCK, format!("{why}, got {initial_stock}"));

@@ -95,13 +95,7 @@ impl Config {
         let from = env
             .optional::<Mailbox>(FROM)
             .unwrap_or_else(|| DEFAULT_FROM.parse().expect("the default From parses"));
-        let send_attempts: u32 = env.get(SEND_ATTEMPTS, DEFAULT_SEND_ATTEMPTS);
-        if !(1..=50).contains(&send_attempts) {
-            env.fail(
-                SEND_ATTEMPTS,
-                format!("must be between 1 and 50, got {send_attempts}"),
-            );
-        }
+        let send_attempts = env.in_range(SEND_ATTEMPTS, DEFAULT_SEND_ATTEMPTS, 1..=50);
         env.finish()?;
         Ok(Self {
             smtp,

@@ -28,25 +28,14 @@ impl Config {
 
     pub fn from_env(vars: &BTreeMap<String, String>) -> anyhow::Result<Self> {
         let mut env = Env::from_pairs(vars.clone());
-        // Zero is allowed: a provider that answers at once.
-        let latency_ms: u64 = env.get(PROVIDER_LATENCY_MS, 50);
-        if latency_ms > 10_000 {
-            env.fail(
-                PROVIDER_LATENCY_MS,
-                format!("must be between 0 and 10000, got {latency_ms}"),
-            );
-        }
-        let provider_failure_rate: f64 = env.get(PROVIDER_FAILURE_RATE, 0.0);
-        // Written so that NaN fails too.
-        if !(0.0..=1.0).contains(&provider_failure_rate) {
-            env.fail(
-                PROVIDER_FAILURE_RATE,
-                format!("must be a fraction from 0.0 to 1.0, got {provider_failure_rate}"),
-            );
-        }
         let config = Self {
-            provider_latency: Duration::from_millis(latency_ms),
-            provider_failure_rate,
+            // Zero is allowed: a provider that answers at once.
+            provider_latency: Duration::from_millis(env.in_range(
+                PROVIDER_LATENCY_MS,
+                50,
+                0..=10_000,
+            )),
+            provider_failure_rate: env.in_range(PROVIDER_FAILURE_RATE, 0.0, 0.0..=1.0),
             provider_timeout: Duration::from_millis(env.bounded(PROVIDER_TIMEOUT_MS, 2000, 60_000)),
         };
         env.finish()?;

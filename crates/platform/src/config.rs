@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -361,12 +362,28 @@ impl Env {
 
     /// A positive integer bounded above, the shape of most of our limits.
     pub fn bounded(&mut self, name: &str, default: u64, max: u64) -> u64 {
-        let value: u64 = self.get(name, default);
-        if value == 0 || value > max {
-            self.fail(name, format!("must be between 1 and {max}, got {value}"));
-            return default;
+        self.in_range(name, default, 1..=max)
+    }
+
+    /// A number within `range` (ends included), or `default` when unset: a limit that may be
+    /// zero, one with a floor, a signed amount, a fraction. A value outside, NaN included, is
+    /// recorded as an error (and `default` returned).
+    pub fn in_range<T>(&mut self, name: &str, default: T, range: RangeInclusive<T>) -> T
+    where
+        T: FromStr + PartialOrd + Copy + fmt::Debug,
+        T::Err: fmt::Display,
+    {
+        let value = self.get(name, default);
+        if range.contains(&value) {
+            return value;
         }
-        value
+        // Debug, so a fraction's ends read `0.0` and `1.0` rather than `0` and `1`.
+        let (min, max) = (range.start(), range.end());
+        self.fail(
+            name,
+            format!("must be between {min:?} and {max:?}, got {value:?}"),
+        );
+        default
     }
 
     pub fn fail(&mut self, name: &str, why: impl Into<String>) {
@@ -684,6 +701,31 @@ mod tests {
                 .to_string()
                 .contains(CONCURRENCY_LIMIT)
         );
+    }
+
+    #[test]
+    fn a_number_outside_its_range_names_the_range_and_the_value() {
+        let mut env = Env::from_pairs([("NUBO_X_SWEEP_MS", "9"), ("NUBO_X_RATE", "NaN")]);
+        assert_eq!(env.in_range("NUBO_X_SWEEP_MS", 1000u64, 10..=60_000), 1000);
+        assert_eq!(env.in_range("NUBO_X_RATE", 0.5f64, 0.0..=1.0), 0.5);
+        assert_eq!(env.in_range("NUBO_X_UNSET", -3i64, -5..=5), -3);
+        let err = env.finish().unwrap_err().to_string();
+        assert!(
+            err.contains("NUBO_X_SWEEP_MS: must be between 10 and 60000, got 9"),
+            "{err}"
+        );
+        assert!(
+            err.contains("NUBO_X_RATE: must be between 0.0 and 1.0, got NaN"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_ends_of_a_range_are_inside_it() {
+        let mut env = Env::from_pairs([("NUBO_X_LATENCY_MS", "0"), ("NUBO_X_RATE", "1")]);
+        assert_eq!(env.in_range("NUBO_X_LATENCY_MS", 50u64, 0..=10_000), 0);
+        assert_eq!(env.in_range("NUBO_X_RATE", 0.0f64, 0.0..=1.0), 1.0);
+        env.finish().unwrap();
     }
 
     #[test]

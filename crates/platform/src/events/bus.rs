@@ -7,6 +7,7 @@
 //! consumers are durable and named, start from the first stored event when first created, and get
 //! at-least-once delivery: a delivery that is not acked within the consumer's `ack_wait` comes back
 //! with its attempt count raised, a nak brings it back after the requested delay, a term drops it.
+//! That contract is told once, in the platform's `tests/api/bus.rs`, and run against both.
 
 use std::path::Path;
 use std::time::Duration;
