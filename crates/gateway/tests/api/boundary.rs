@@ -12,18 +12,7 @@ use nubo_platform::uuid::Uuid;
 use serde_json::{Value, json};
 
 async fn start(mode: TestMode) -> TestSystem {
-    TestSystem::start(
-        mode,
-        &[
-            &nubo_identity::SERVICE,
-            &nubo_catalog::SERVICE,
-            &nubo_cart::SERVICE,
-            &nubo_inventory::SERVICE,
-            &nubo_payments::SERVICE,
-            &nubo_gateway::SERVICE,
-        ],
-    )
-    .await
+    crate::edge::start(mode, |_| {}).await
 }
 
 /// Every internal route of the shop: its service, method, path and a body it accepts.
