@@ -11,8 +11,8 @@ use nubo_contracts::orders::OrderPlaced;
 use nubo_contracts::payments::Card;
 use nubo_platform::chrono::TimeDelta;
 use nubo_platform::error::FieldError;
+use nubo_platform::sqlx;
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{clock, sqlx};
 
 use crate::domain::{self, IdempotencyKey, State, Unbuyable};
 use crate::saga::Checkouts;
@@ -61,8 +61,9 @@ pub enum PlaceError {
 /// the same key before.
 pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Placed, PlaceError> {
     let key = IdempotencyKey::parse(request.idempotency_key).map_err(PlaceError::BadKey)?;
-    let today = clock::now().date_naive();
-    let card = ValidCard::parse(&request.card, today).map_err(PlaceError::BadCard)?;
+    let clock = &checkouts.ctx().clock;
+    let card =
+        ValidCard::parse(&request.card, clock.now().date_naive()).map_err(PlaceError::BadCard)?;
     let email = request.email.ok_or(PlaceError::NoEmail)?;
     let fingerprint = domain::fingerprint(&card);
     let user_id = request.user_id;
@@ -82,7 +83,7 @@ pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Pla
     })?;
 
     let id = Uuid::now_v7();
-    let now = clock::now();
+    let now = clock.now();
     let lease = TimeDelta::from_std(checkouts.config().lease).map_err(anyhow::Error::from)?;
     let new = NewOrder {
         id,

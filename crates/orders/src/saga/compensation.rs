@@ -8,7 +8,6 @@ use nubo_contracts::inventory::ReleaseStock;
 use nubo_contracts::orders::OrderCancelled;
 use nubo_contracts::payments::{Payment, PaymentState};
 use nubo_platform::client::CallError;
-use nubo_platform::clock;
 use nubo_platform::uuid::Uuid;
 
 use super::{Checkouts, Failure};
@@ -53,7 +52,7 @@ impl Checkouts {
         reason: &str,
     ) -> anyhow::Result<bool> {
         let mut tx = self.inner.ctx.db.begin().await?;
-        let now = clock::now();
+        let now = self.now();
         let id = order.order.order_id;
         let moved = store::transition(
             &mut tx,
@@ -113,7 +112,7 @@ impl Checkouts {
                         "refund_payment",
                         "done",
                         Some(&detail),
-                        clock::now(),
+                        self.now(),
                     )
                     .await?;
                     tx.commit().await?;
@@ -130,7 +129,7 @@ impl Checkouts {
         }
 
         let mut tx = self.inner.ctx.db.begin().await?;
-        let now = clock::now();
+        let now = self.now();
         if store::transition(
             &mut tx,
             id,

@@ -24,9 +24,10 @@ use nubo_contracts::cart::CartClient;
 use nubo_contracts::inventory::InventoryClient;
 use nubo_contracts::orders::OrderConfirmed;
 use nubo_contracts::payments::{Card, PaymentsClient};
+use nubo_platform::Context;
+use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::tokio::sync::{broadcast, mpsc};
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{Context, clock};
 
 use crate::config::Config;
 use crate::domain::State;
@@ -124,6 +125,12 @@ impl Checkouts {
         self.inner.owner
     }
 
+    /// The time by the service's clock: every deadline, lease and step of a saga is judged and
+    /// recorded by it, never by the system's.
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.ctx.clock.now()
+    }
+
     /// The cards of orders placed here whose payment is not authorized yet.
     fn cards(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Card>> {
         self.inner.cards.lock().unwrap_or_else(|e| e.into_inner())
@@ -138,7 +145,7 @@ impl Checkouts {
         detail: Option<&str>,
     ) -> anyhow::Result<()> {
         let mut tx = self.inner.ctx.db.begin().await?;
-        store::record_step(&mut tx, id, step, outcome, detail, clock::now()).await?;
+        store::record_step(&mut tx, id, step, outcome, detail, self.now()).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -165,7 +172,7 @@ impl Checkouts {
         detail: Option<&str>,
     ) -> Result<bool, Failure> {
         let mut tx = self.inner.ctx.db.begin().await?;
-        let now = clock::now();
+        let now = self.now();
         let id = order.order.order_id;
         if !store::transition(&mut tx, id, order.state, to, None, now).await? {
             tx.rollback().await?;

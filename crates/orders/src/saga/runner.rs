@@ -10,11 +10,11 @@ use std::time::Duration;
 use nubo_contracts::orders::OrderLine;
 use nubo_contracts::payments::Card;
 use nubo_platform::chrono::TimeDelta;
+use nubo_platform::tokio;
 use nubo_platform::tokio::sync::{broadcast, mpsc};
 use nubo_platform::tokio::task::JoinSet;
 use nubo_platform::tokio_util::sync::CancellationToken;
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{clock, tokio};
 use tracing::Instrument;
 
 use super::{Checkouts, Failure, TIMED_OUT};
@@ -181,7 +181,7 @@ impl Checkouts {
     }
 
     async fn orphans(&self) -> Vec<Uuid> {
-        match store::orphans(&self.inner.ctx.db, clock::now(), SWEEP_BATCH).await {
+        match store::orphans(&self.inner.ctx.db, self.now(), SWEEP_BATCH).await {
             Ok(ids) => ids,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for unfinished sagas");
@@ -191,7 +191,7 @@ impl Checkouts {
     }
 
     async fn sample(&self) {
-        let stuck_before = clock::now()
+        let stuck_before = self.now()
             - TimeDelta::from_std(self.inner.config.stuck_after).unwrap_or(TimeDelta::MAX);
         match store::open_counts(&self.inner.ctx.db, stuck_before).await {
             Ok(counts) => self.inner.metrics.sample(&counts),
@@ -226,7 +226,7 @@ impl Checkouts {
     /// One step of the saga, under a fresh lease taken in the same statement that reads the order.
     async fn pass(&self, order_id: Uuid, lines: &mut Option<Vec<OrderLine>>) -> Pass {
         let db = &self.inner.ctx.db;
-        let now = clock::now();
+        let now = self.now();
         let until = now + TimeDelta::from_std(self.inner.config.lease).unwrap_or(TimeDelta::MAX);
         let leased = store::lease(db, order_id, self.inner.owner, now, until, lines.as_deref());
         let order = match leased.await {
@@ -285,7 +285,7 @@ impl Checkouts {
         }
         let deadline =
             TimeDelta::from_std(self.inner.config.payment_deadline).unwrap_or(TimeDelta::MAX);
-        let late = clock::now() - order.order.created_at > deadline;
+        let late = self.now() - order.order.created_at > deadline;
         let before_confirmation = !order.state.is_confirmed() && order.state != State::Compensating;
         if late && before_confirmation {
             return match self.turn_back(order, step, TIMED_OUT).await {
