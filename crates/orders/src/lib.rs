@@ -7,6 +7,7 @@
 pub mod config;
 pub mod domain;
 pub mod metrics;
+pub mod placing;
 pub mod routes;
 pub mod saga;
 pub mod store;

@@ -1,34 +1,32 @@
 //! Orders' HTTP API: the checkout, a customer's own orders, and every order for admins. Thin
-//! handlers that extract, authorize, call the saga or the store and map errors.
+//! handlers that extract, authorize, call the domain ([`crate::placing`], the saga) or the store
+//! and map errors.
 //!
-//! A checkout answers once the saga has finished, the order confirmed or cancelled (201), or, when it takes
-//! longer than `NUBO_ORDERS_CHECKOUT_WAIT_MS`, with the pending order (202) whose `Location` the
-//! client polls; the saga goes on either way. The same `Idempotency-Key` again answers with the
-//! same order (200, or 202 while pending), never a second one.
+//! A checkout answers once the saga has finished, the order confirmed or cancelled (201), or,
+//! when it takes longer than `NUBO_ORDERS_CHECKOUT_WAIT_MS`, with the pending order (202) whose
+//! `Location` the client polls; the saga goes on either way. The same `Idempotency-Key` again
+//! answers with the same order (200, or 202 while pending), never a second one.
 
-use nubo_contracts::card::ValidCard;
-use nubo_contracts::cart::CartClient;
-use nubo_contracts::orders::{
-    CancelOrder, Checkout, Order, OrderPage, OrderPlaced, OrderStatus, order_path,
-};
+use nubo_contracts::orders::{CancelOrder, Checkout, Order, OrderPage, OrderStatus, order_path};
 use nubo_platform::auth::{Admin, Caller};
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::{HeaderMap, StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::{self, Router};
-use nubo_platform::chrono::{DateTime, TimeDelta, Utc};
+use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::error::{Json, Path, Query};
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{ApiError, Problem, clock};
+use nubo_platform::{ApiError, Problem};
 use serde::Deserialize;
 use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{self, IdempotencyKey, State as SagaState, Unbuyable};
+use crate::domain::{self, State as SagaState, Unbuyable};
+use crate::placing::{self, PlaceError, PlaceOrder};
 use crate::saga::Checkouts;
-use crate::store::{self, Listing, NewOrder, StoredOrder};
+use crate::store::{self, Listing, StoredOrder};
 
 pub fn router(checkouts: Checkouts) -> Router {
     let (public, _) = public_routes().split_for_parts();
@@ -93,84 +91,24 @@ async fn checkout(
 ) -> Result<Response, ApiError> {
     let key = headers
         .get("idempotency-key")
-        .map(|v| v.to_str().map_err(|_| ()))
+        .map(|v| v.to_str())
         .transpose()
-        .map_err(|()| {
+        .map_err(|_| {
             bad_key("the Idempotency-Key header may only hold visible ASCII characters")
         })?;
-    let key = IdempotencyKey::parse(key).map_err(|m| bad_key(&m))?;
-    let today = clock::now().date_naive();
-    let card = ValidCard::parse(&input.card, today).map_err(ApiError::Invalid)?;
-    let Some(email) = caller.email.clone() else {
-        return Err(ApiError::Unauthorized(
-            "this access token carries no email address; sign in again".into(),
-        ));
-    };
-    let fingerprint = domain::fingerprint(&card);
-    let ctx = checkouts.ctx();
-
-    if let Some(existing) = store::find_by_key(&ctx.db, caller.user_id, key.as_str()).await? {
-        return replay(&checkouts, existing, &fingerprint, input).await;
-    }
-
-    let cart = CartClient::of(ctx)
-        .cart(caller.user_id)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "cannot read the cart for a checkout");
-            ApiError::Problem(Box::new(
-                Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "your cart cannot be read right now; nothing was ordered, try again with the same Idempotency-Key",
-                )
-                .retry_after(1),
-            ))
-        })?;
-    let (lines, total) = domain::price(&cart).map_err(|e| {
-        checkouts.metrics().checkout("rejected");
-        unbuyable(e)
-    })?;
-
-    let id = Uuid::now_v7();
-    let now = clock::now();
-    let lease = TimeDelta::from_std(checkouts.config().lease).map_err(ApiError::internal)?;
-    let new = NewOrder {
-        id,
+    let checkout = PlaceOrder {
         user_id: caller.user_id,
-        idempotency_key: key.as_str(),
-        fingerprint: &fingerprint,
-        email: &email,
-        lines: &lines,
-        total: &total,
-        lease_owner: checkouts.owner(),
-        lease_until: now + lease,
+        email: caller.email,
+        idempotency_key: key,
+        card: input.card,
     };
-    let mut tx = ctx.db.begin().await?;
-    if !store::insert(&mut tx, &new, now).await? {
-        // A twin request with the same key placed it a moment ago.
-        tx.rollback().await?;
-        let existing = store::find_by_key(&ctx.db, caller.user_id, key.as_str())
-            .await?
-            .ok_or_else(|| {
-                ApiError::internal(anyhow::anyhow!("order under a known key vanished"))
-            })?;
-        return replay(&checkouts, existing, &fingerprint, input).await;
-    }
-    let detail = format!("{} line(s), {}", lines.len(), domain::show(&total));
-    store::record_step(&mut tx, id, "place", "done", Some(&detail), now).await?;
-    let placed = OrderPlaced {
-        order_id: id,
-        user_id: caller.user_id,
-        email,
-        lines,
-        total,
+    let placed = placing::place(&checkouts, checkout).await?;
+    let done = if placed.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
     };
-    ctx.publish(&mut tx, &placed).await?;
-    ctx.commit(tx).await?;
-    tracing::info!(order_id = %id, "order placed; checkout saga starting");
-
-    checkouts.start(id, input.card);
-    answer(&checkouts, id, StatusCode::CREATED).await
+    answer(&checkouts, placed.order_id, done).await
 }
 
 /// The order once its saga has finished (`done`: 201 for a new order, 200 for a replay), or as
@@ -192,36 +130,38 @@ async fn answer(checkouts: &Checkouts, id: Uuid, done: StatusCode) -> Result<Res
         .into_response())
 }
 
-/// The answer to a checkout whose key was used before: the same order, as it is now.
-async fn replay(
-    checkouts: &Checkouts,
-    (id, fingerprint): (Uuid, String),
-    presented: &str,
-    input: Checkout,
-) -> Result<Response, ApiError> {
-    if fingerprint != presented {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "this Idempotency-Key was used for a checkout with another card; use a new key for a new checkout",
-        )
-        .with_kind("idempotency-key-reused")
-        .into());
-    }
-    let order = store::get(&checkouts.ctx().db, id)
-        .await?
-        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order {id} vanished")))?;
-    // Its card may have been lost with the replica that placed it: the retry brings it again.
-    if matches!(order.state, SagaState::Placed | SagaState::Reserved) {
-        checkouts.start(id, input.card);
-    }
-    answer(checkouts, id, StatusCode::OK).await
-}
-
 /// Whether the customer has their answer: the order is completed (confirmed, paid, its stock
 /// gone and its lines out of the cart, so the shopper's next view of the cart no longer shows
 /// them) or cancelled.
 fn answered(state: SagaState) -> bool {
     state.is_final()
+}
+
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::BadKey(message) => bad_key(&message),
+            PlaceError::BadCard(errors) => ApiError::Invalid(errors),
+            PlaceError::NoEmail => ApiError::Unauthorized(
+                "this access token carries no email address; sign in again".into(),
+            ),
+            PlaceError::KeyReused => Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this Idempotency-Key was used for a checkout with another card; use a new key for a new checkout",
+            )
+            .with_kind("idempotency-key-reused")
+            .into(),
+            PlaceError::CartUnavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "your cart cannot be read right now; nothing was ordered, try again with the same Idempotency-Key",
+            )
+            .retry_after(1)
+            .into(),
+            PlaceError::Unbuyable(e) => unbuyable(e),
+            PlaceError::Storage(e) => e.into(),
+            PlaceError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
 }
 
 fn bad_key(message: &str) -> ApiError {
@@ -444,16 +384,10 @@ async fn cancel_order(
     let order: StoredOrder = store::get(db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound("order not found".into()))?;
-    match order.state {
-        SagaState::Cancelled | SagaState::Compensating => {}
-        _ => {
-            let reason = format!("cancelled by the shop: {reason}");
-            if !checkouts.cancel_confirmed(&order, &reason).await? {
-                return Err(ApiError::Conflict(
-                    "the order changed meanwhile; look at it again and retry".into(),
-                ));
-            }
-        }
+    if !checkouts.cancel_by_shop(&order, reason).await? {
+        return Err(ApiError::Conflict(
+            "the order changed meanwhile; look at it again and retry".into(),
+        ));
     }
     let order = checkouts
         .wait(id, checkouts.config().checkout_wait, |s| {

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::auth::{KeySource, Verifier};
 use crate::cache::Cache;
+use crate::clock::Clock;
 use crate::config::{self, Backing, Settings};
 use crate::error::Problem;
 use crate::events::consumer::ConsumerRuntime;
@@ -55,6 +56,8 @@ pub struct Application {
     metrics: Metrics,
     /// Released once start-up finished: the service counts as starting from the moment it binds.
     starting: Hold,
+    /// The service's time: the system's unless [`Application::with_clock`] gives it another.
+    clock: Clock,
 }
 
 impl Application {
@@ -88,7 +91,15 @@ impl Application {
             starting: health.hold(),
             health,
             metrics: Metrics::new(desc.name),
+            clock: Clock::system(),
         })
+    }
+
+    /// Runs the service on `clock` instead of the system's (tests share one between services,
+    /// to move time forward for all of them at once).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -141,6 +152,7 @@ impl Application {
             health,
             metrics,
             starting,
+            clock,
         } = self;
         let local = shutdown.child_token();
         let slot: Arc<OnceLock<Router>> = Arc::new(OnceLock::new());
@@ -189,7 +201,7 @@ impl Application {
 
         let mut background = JoinSet::new();
         let started = tokio::select! {
-            started = start(desc, &settings, env, &wiring, &identity, &health, &metrics, &local, &mut background)
+            started = start(desc, &settings, env, &wiring, &identity, &health, &metrics, clock, &local, &mut background)
                 .instrument(tracing::info_span!("startup", service = desc.name)) => started,
             _ = local.cancelled() => Ok(None),
         };
@@ -308,6 +320,7 @@ async fn start(
     identity: &ServiceIdentity,
     health: &Health,
     metrics: &Metrics,
+    clock: Clock,
     token: &CancellationToken,
     background: &mut JoinSet<()>,
 ) -> anyhow::Result<Option<(Router, Db)>> {
@@ -367,6 +380,7 @@ async fn start(
         cache,
         bus: bus.clone(),
         metrics: metrics.clone(),
+        clock,
         verifier,
         env: Arc::new(env),
         clients: Arc::new(clients),

@@ -121,6 +121,8 @@ pub struct Context {
     pub cache: Cache,
     pub bus: Bus,
     pub metrics: Metrics,
+    /// The time, which a test can move forward: read it here rather than from the system.
+    pub clock: crate::clock::Clock,
     /// Verifies access tokens against identity's keys (for the `Caller` and `Admin` extractors).
     pub verifier: Verifier,
     /// Its own settings from the environment (the names in its description's `env`).

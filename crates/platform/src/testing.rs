@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::{Application, Wiring};
+use crate::clock::Clock;
 use crate::config::{Backing, Settings};
 use crate::events::Bus;
 use crate::service::ServiceDescription;
@@ -105,6 +106,8 @@ pub struct TestSystem {
     /// The test's own CA: every service's identity, and any a test asks for, is issued here.
     tls_root: std::path::PathBuf,
     services: BTreeMap<&'static str, Running>,
+    /// One clock for every service, restarted ones too.
+    clock: Clock,
     _dir: tempfile::TempDir,
 }
 
@@ -158,6 +161,7 @@ impl TestSystem {
             ops_urls: BTreeMap::new(),
             tls_root: dir.path().join("tls"),
             services: BTreeMap::new(),
+            clock: Clock::system(),
             _dir: dir,
         };
         // Bind every port first, so each service knows where the others are before it starts.
@@ -225,6 +229,12 @@ impl TestSystem {
             }
             (None, Backing::Embedded { .. }) => unreachable!("embedded systems always have a bus"),
         }
+    }
+
+    /// The clock every service reads: `system.clock().advance(..)` moves time forward for all
+    /// of them at once.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The settings every service got.
@@ -309,6 +319,7 @@ impl TestSystem {
             service_urls: self.internal_urls.clone(),
             embedded_bus: self.bus.clone(),
         };
+        let app = app.with_clock(self.clock.clone());
         let handle = tokio::spawn(app.run_until_stopped(wiring, token.clone()));
         self.services.insert(
             desc.name,

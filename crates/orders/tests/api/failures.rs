@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use nubo_contracts::payments::PaymentCaptured;
 use nubo_platform::both_modes;
 use nubo_platform::events::Event;
@@ -22,6 +24,16 @@ async fn reaches(shop: &Shop, user: &User, id: &str, state: &str) {
     .await;
 }
 
+/// Waits until the order has recorded a failed attempt at `step`, which it tries again.
+async fn retries(shop: &Shop, user: &User, id: &str, step: &str) {
+    let retrying = format!("{step}:retrying");
+    eventually(&format!("order {id} retries {step}"), || async {
+        let order: Value = shop.order(user, id).await.json().await.unwrap();
+        steps(&order).contains(&retrying)
+    })
+    .await;
+}
+
 async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
     let mut shop = start(mode).await;
     shop.product("TEA-ASSAM", "Assam", 700, 4).await;
@@ -40,11 +52,7 @@ async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
     shop.product("TEA-KEEMUN", "Keemun", 900, 4).await;
     shop.add_to_cart(&dave, "TEA-ASSAM", 1).await;
     shop.add_to_cart(&dave, "TEA-KEEMUN", 2).await;
-    eventually("the failed attempts are recorded", || async {
-        let order: Value = shop.order(&dave, &id).await.json().await.unwrap();
-        steps(&order).contains(&"authorize_payment:retrying".to_owned())
-    })
-    .await;
+    retries(&shop, &dave, &id, "authorize_payment").await;
 
     shop.system.restart("payments").await;
     let order = shop.settled(&dave, &id).await;
@@ -65,7 +73,7 @@ async fn a_checkout_waits_for_payments_to_come_back(mode: TestMode) {
 }
 
 async fn a_checkout_is_cancelled_when_payments_stays_down(mode: TestMode) {
-    let mut shop = start_with(mode, &[("NUBO_ORDERS_PAYMENT_DEADLINE_SECS", "2")]).await;
+    let mut shop = start(mode).await;
     shop.product("TEA-DARJ", "Darjeeling", 1100, 4).await;
     let erin = shop.customer("erin").await;
     shop.add_to_cart(&erin, "TEA-DARJ", 2).await;
@@ -73,8 +81,13 @@ async fn a_checkout_is_cancelled_when_payments_stays_down(mode: TestMode) {
 
     let order = json(shop.checkout(&erin, &key(), GOOD_CARD).await, 202).await;
     let id = order["order_id"].as_str().unwrap().to_owned();
-    // Past the deadline the checkout turns back: the stock goes back on sale at once, but the
-    // order stays `cancelling` until payments can say whether a lost answer authorized the card.
+    // Within the payment deadline (a minute) the checkout keeps trying the card.
+    retries(&shop, &erin, &id, "authorize_payment").await;
+    assert_eq!(shop.available("TEA-DARJ").await, 2);
+    // A minute passes. Past the deadline the checkout turns back: the stock goes back on sale at
+    // once, but the order stays `cancelling` until payments can say whether a lost answer
+    // authorized the card.
+    shop.system.clock().advance(Duration::from_secs(61));
     reaches(&shop, &erin, &id, "compensating").await;
     eventually("the stock is back on sale", || async {
         shop.available("TEA-DARJ").await == 4
@@ -88,12 +101,23 @@ async fn a_checkout_is_cancelled_when_payments_stays_down(mode: TestMode) {
         "{reason}"
     );
     assert_eq!(shop.reservation(&id).await.unwrap()["state"], "released");
+    // Five more minutes without payments: the operators' dashboard counts the saga as stuck.
+    assert_eq!(stuck_sagas(&shop).await, 0.0);
+    shop.system.clock().advance(Duration::from_secs(301));
+    eventually("the saga counts as stuck", || async {
+        stuck_sagas(&shop).await == 1.0
+    })
+    .await;
 
     shop.system.restart("payments").await;
     let order = shop.settled(&erin, &id).await;
     assert_eq!(order["state"], "cancelled");
     // Nothing was charged: payments has never heard of the order.
     assert!(shop.payment(&id).await.is_none());
+    eventually("no saga counts as stuck any more", || async {
+        stuck_sagas(&shop).await == 0.0
+    })
+    .await;
     shop.shutdown().await;
 }
 
@@ -162,10 +186,10 @@ async fn a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out(mode: TestMo
     reaches(&shop, &ida, &id, "reserved").await;
     shop.system.stop("orders").await.unwrap();
 
-    // What a replica that crashed leaves behind: its lease on the order, for a while yet, and
-    // no card anywhere.
+    // What a replica that crashed leaves behind: its lease on the order, for half a minute yet,
+    // and no card anywhere.
     let db = shop.system.db("orders").await;
-    let until = nubo_platform::clock::now() + nubo_platform::chrono::TimeDelta::seconds(4);
+    let until = shop.system.clock().now() + nubo_platform::chrono::TimeDelta::seconds(30);
     let crashed = nubo_platform::uuid::Uuid::new_v4();
     let order_id: nubo_platform::uuid::Uuid = id.parse().unwrap();
     nubo_platform::with_db!(&db, pool => nubo_platform::sqlx::query(
@@ -182,15 +206,16 @@ async fn a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out(mode: TestMo
 
     shop.system.restart("payments").await;
     shop.system.restart("orders").await;
-    // Nobody touches it while the lease lives (looked at only while it surely does, so a slow
-    // machine cannot fail this)...
-    let looked_at = nubo_platform::clock::now();
+    // The recovery sweep sees the unfinished saga, but leaves it be while the lease lives...
+    eventually("a sweep has counted the unfinished saga", || async {
+        sagas_in(&shop, "reserved").await == Some(1.0)
+    })
+    .await;
     let held: Value = shop.order(&ida, &id).await.json().await.unwrap();
-    if looked_at < until - nubo_platform::chrono::TimeDelta::seconds(1) {
-        assert_eq!(held["state"], "reserved");
-    }
-    // ...then the sweep resumes it. Payments never saw the card, so nothing was charged and the
-    // checkout is undone: the customer is told to check out again.
+    assert_eq!(held["state"], "reserved");
+    // ...and resumes it once the lease has run out. Payments never saw the card, so nothing was
+    // charged and the checkout is undone: the customer is told to check out again.
+    shop.system.clock().advance(Duration::from_secs(31));
     let order = shop.settled(&ida, &id).await;
     assert_eq!(order["state"], "cancelled", "{order:#}");
     assert_eq!(
@@ -203,4 +228,18 @@ async fn a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out(mode: TestMo
     let again = json(shop.checkout(&ida, &key(), GOOD_CARD).await, 201).await;
     assert_eq!(again["status"], "confirmed");
     shop.shutdown().await;
+}
+
+/// How many unfinished sagas have not moved for longer than `NUBO_ORDERS_STUCK_AFTER_SECS`.
+async fn stuck_sagas(shop: &Shop) -> f64 {
+    let stuck = shop.system.metric("orders", "nubo_sagas_stuck", &[]).await;
+    stuck.expect("orders exports nubo_sagas_stuck")
+}
+
+/// How many unfinished sagas are in `state`, as orders last counted them (`None` before it has).
+async fn sagas_in(shop: &Shop, state: &str) -> Option<f64> {
+    let label = format!("state=\"{state}\"");
+    shop.system
+        .metric("orders", "nubo_sagas_in_progress", &[&label])
+        .await
 }

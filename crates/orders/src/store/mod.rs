@@ -1,6 +1,8 @@
-//! Orders' SQL, written once for SQLite and PostgreSQL. A saga moves an order with one
-//! conditional UPDATE naming the state it leaves, so of two replicas (or a saga and an admin)
-//! racing on one order exactly one moves it; the other reads it again and carries on from there.
+//! Orders' SQL, written once for SQLite and PostgreSQL: placing an order, moving it and
+//! recording its steps, and reading orders back; `running` holds the SQL of who runs which
+//! saga. A saga moves an order with one conditional UPDATE naming the state it leaves, so of two
+//! replicas (or a saga and an admin) racing on one order exactly one moves it; the other reads it
+//! again and carries on from there.
 
 use nubo_contracts::Money;
 use nubo_contracts::orders::{Order, OrderLine, OrderStep};
@@ -10,6 +12,10 @@ use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
 
 use crate::domain::State;
+
+mod running;
+
+pub use running::{lease, open_counts, orphans, release_leases};
 
 /// An order about to be placed.
 pub struct NewOrder<'a> {
@@ -145,41 +151,6 @@ pub async fn count_attempt(db: &Db, id: Uuid) -> Result<i32, sqlx::Error> {
     with_db!(db, pool => sqlx::query_scalar::<_, i32>(sql).bind(id).fetch_one(pool).await)
 }
 
-/// Takes or renews `owner`'s lease on an unfinished order and reads the order, in one statement:
-/// `None` when it is final or another replica's lease on it is still running. What the saga
-/// needs of it: lines are read unless `lines` has them already (an order's lines never change
-/// once placed), and steps are not read (`order.steps` is empty; see [`step_done`]).
-pub async fn lease(
-    db: &Db,
-    id: Uuid,
-    owner: Uuid,
-    now: DateTime<Utc>,
-    until: DateTime<Utc>,
-    lines: Option<&[OrderLine]>,
-) -> Result<Option<StoredOrder>, sqlx::Error> {
-    let sql = format!(
-        "UPDATE orders SET lease_owner = $2, lease_until = $4 \
-         WHERE id = $1 AND state NOT IN ('completed', 'cancelled') \
-         AND (lease_owner = $2 OR lease_until IS NULL OR lease_until < $3) \
-         RETURNING {ORDER_COLUMNS}"
-    );
-    let row = with_db!(db, pool => sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(sql))
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .bind(until)
-        .fetch_optional(pool)
-        .await)?;
-    let Some(row) = row else {
-        return Ok(None);
-    };
-    let lines = match lines {
-        Some(lines) => lines.to_vec(),
-        None => read_lines(db, id).await?,
-    };
-    assemble(row, lines, Vec::new()).map(Some)
-}
-
 /// The order's saga state alone.
 pub async fn state(db: &Db, id: Uuid) -> Result<Option<State>, sqlx::Error> {
     let sql = "SELECT state FROM orders WHERE id = $1";
@@ -205,41 +176,6 @@ pub async fn step_done(db: &Db, id: Uuid, step: &str) -> Result<bool, sqlx::Erro
         .fetch_one(pool)
         .await)?;
     Ok(count > 0)
-}
-
-/// Gives up `owner`'s leases (a replica stopping), so another resumes its sagas at once.
-pub async fn release_leases(db: &Db, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let sql = "UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
-    with_db!(db, pool => sqlx::query(sql)
-        .bind(owner)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))
-}
-
-/// Unfinished orders nobody holds a live lease on: crashed or stopped replicas' sagas.
-pub async fn orphans(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
-    let sql = "SELECT id FROM orders WHERE state NOT IN ('completed', 'cancelled') \
-               AND (lease_until IS NULL OR lease_until < $1) ORDER BY created_at LIMIT $2";
-    with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(sql)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(pool)
-        .await)
-}
-
-/// Unfinished orders per state, and how many of them have not moved since `stuck_before`.
-pub async fn open_counts(
-    db: &Db,
-    stuck_before: DateTime<Utc>,
-) -> Result<Vec<(String, i64, i64)>, sqlx::Error> {
-    let sql = "SELECT state, COUNT(*), \
-               COALESCE(SUM(CASE WHEN updated_at < $1 THEN 1 ELSE 0 END), 0) \
-               FROM orders WHERE state NOT IN ('completed', 'cancelled') GROUP BY state";
-    with_db!(db, pool => sqlx::query_as::<_, (String, i64, i64)>(sql)
-        .bind(stuck_before)
-        .fetch_all(pool)
-        .await)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,0 +1,150 @@
+//! Placing an order: what turns a customer's checkout into an order before its saga starts. The
+//! Idempotency-Key and the card are checked, the cart is read from cart and priced, and the
+//! order, its first step (`place`) and `OrderPlaced` are written in one transaction; then the
+//! saga starts with the card, which only this replica's memory holds. A key the customer used
+//! before (also by a twin request racing this one) places nothing: the answer is the order
+//! placed under it, and only with the same card.
+
+use nubo_contracts::card::ValidCard;
+use nubo_contracts::cart::CartClient;
+use nubo_contracts::orders::OrderPlaced;
+use nubo_contracts::payments::Card;
+use nubo_platform::chrono::TimeDelta;
+use nubo_platform::error::FieldError;
+use nubo_platform::sqlx;
+use nubo_platform::uuid::Uuid;
+
+use crate::domain::{self, IdempotencyKey, State, Unbuyable};
+use crate::saga::Checkouts;
+use crate::store::{self, NewOrder};
+
+/// A customer's checkout, as they sent it.
+pub struct PlaceOrder<'a> {
+    pub user_id: Uuid,
+    /// Where the order's messages go: the address in the customer's access token.
+    pub email: Option<String>,
+    /// The `Idempotency-Key` header, if there was one.
+    pub idempotency_key: Option<&'a str>,
+    pub card: Card,
+}
+
+/// The order a checkout answers with.
+#[derive(Clone, Copy, Debug)]
+pub struct Placed {
+    pub order_id: Uuid,
+    /// Placed earlier under the same key: this checkout placed nothing.
+    pub replayed: bool,
+}
+
+/// Why a checkout placed no order.
+#[derive(Debug, thiserror::Error)]
+pub enum PlaceError {
+    #[error("{0}")]
+    BadKey(String),
+    #[error("the card is not valid")]
+    BadCard(Vec<FieldError>),
+    #[error("the access token carries no email address")]
+    NoEmail,
+    #[error("the Idempotency-Key was used for a checkout with another card")]
+    KeyReused,
+    #[error("the cart cannot be read")]
+    CartUnavailable,
+    #[error("the cart cannot be bought")]
+    Unbuyable(Unbuyable),
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// Places the customer's cart as an order and starts its saga, or finds the order placed under
+/// the same key before.
+pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Placed, PlaceError> {
+    let key = IdempotencyKey::parse(request.idempotency_key).map_err(PlaceError::BadKey)?;
+    let clock = &checkouts.ctx().clock;
+    let card =
+        ValidCard::parse(&request.card, clock.now().date_naive()).map_err(PlaceError::BadCard)?;
+    let email = request.email.ok_or(PlaceError::NoEmail)?;
+    let fingerprint = domain::fingerprint(&card);
+    let user_id = request.user_id;
+    let ctx = checkouts.ctx();
+
+    if let Some(known) = store::find_by_key(&ctx.db, user_id, key.as_str()).await? {
+        return replay(checkouts, known, &fingerprint, request.card).await;
+    }
+
+    let cart = CartClient::of(ctx).cart(user_id).await.map_err(|e| {
+        tracing::warn!(error = %e, "cannot read the cart for a checkout");
+        PlaceError::CartUnavailable
+    })?;
+    let (lines, total) = domain::price(&cart).map_err(|e| {
+        checkouts.metrics().checkout("rejected");
+        PlaceError::Unbuyable(e)
+    })?;
+
+    let id = Uuid::now_v7();
+    let now = clock.now();
+    let lease = TimeDelta::from_std(checkouts.config().lease).map_err(anyhow::Error::from)?;
+    let new = NewOrder {
+        id,
+        user_id,
+        idempotency_key: key.as_str(),
+        fingerprint: &fingerprint,
+        email: &email,
+        lines: &lines,
+        total: &total,
+        lease_owner: checkouts.owner(),
+        lease_until: now + lease,
+    };
+    let mut tx = ctx.db.begin().await?;
+    if !store::insert(&mut tx, &new, now).await? {
+        // A twin request with the same key placed it a moment ago.
+        tx.rollback().await?;
+        let known = store::find_by_key(&ctx.db, user_id, key.as_str())
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("order under a known key vanished"))?;
+        return replay(checkouts, known, &fingerprint, request.card).await;
+    }
+    let detail = format!("{} line(s), {}", lines.len(), domain::show(&total));
+    store::record_step(&mut tx, id, "place", "done", Some(&detail), now).await?;
+    let placed = OrderPlaced {
+        order_id: id,
+        user_id,
+        email,
+        lines,
+        total,
+    };
+    ctx.publish(&mut tx, &placed).await?;
+    ctx.commit(tx).await?;
+    tracing::info!(order_id = %id, "order placed; checkout saga starting");
+
+    checkouts.start(id, request.card);
+    Ok(Placed {
+        order_id: id,
+        replayed: false,
+    })
+}
+
+/// A checkout under a key used before: the order placed under it, if the card is the one it
+/// was placed with.
+async fn replay(
+    checkouts: &Checkouts,
+    (id, fingerprint): (Uuid, String),
+    presented: &str,
+    card: Card,
+) -> Result<Placed, PlaceError> {
+    if fingerprint != presented {
+        return Err(PlaceError::KeyReused);
+    }
+    let order = store::get(&checkouts.ctx().db, id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {id} vanished"))?;
+    // Its card may have been lost with the replica that placed it: the retry brings it again.
+    if matches!(order.state, State::Placed | State::Reserved) {
+        checkouts.start(id, card);
+    }
+    Ok(Placed {
+        order_id: id,
+        replayed: true,
+    })
+}
