@@ -10,7 +10,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Every service with routes the gateway could be tricked into reaching, and the gateway.
-pub async fn start(mode: TestMode, tweak: impl Fn(&mut nubo_platform::config::Settings)) -> TestSystem {
+pub async fn start(
+    mode: TestMode,
+    tweak: impl Fn(&mut nubo_platform::config::Settings),
+) -> TestSystem {
     TestSystem::start_with(
         mode,
         &[
