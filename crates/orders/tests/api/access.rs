@@ -19,7 +19,7 @@ async fn customers_reach_only_their_own_orders_and_carts(mode: TestMode) {
     let alice = shop.customer("alice").await;
     let bob = shop.customer("bob").await;
     shop.add_to_cart(&bob, "TEA-ROOIBOS", 1).await;
-    let order = json(shop.checkout(&bob, &key(), GOOD_CARD).await, 201).await;
+    let order = shop.checked_out(&bob, &key(), GOOD_CARD).await;
     let id = order["order_id"].as_str().unwrap().to_owned();
 
     // Alice cannot read Bob's order (it is as absent as a missing one), nor find it listed.
@@ -140,7 +140,7 @@ async fn admins_see_every_order_and_can_cancel_one_with_a_refund(mode: TestMode)
     shop.product("TEA-EARLGREY", "Earl Grey", 800, 5).await;
     let gina = shop.customer("gina").await;
     shop.add_to_cart(&gina, "TEA-EARLGREY", 2).await;
-    let order = json(shop.checkout(&gina, &key(), GOOD_CARD).await, 201).await;
+    let order = shop.checked_out(&gina, &key(), GOOD_CARD).await;
     let id = order["order_id"].as_str().unwrap().to_owned();
     assert_eq!(shop.settled(&gina, &id).await["state"], "completed");
 

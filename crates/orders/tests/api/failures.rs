@@ -225,7 +225,7 @@ async fn a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out(mode: TestMo
     assert!(shop.payment(&id).await.is_none());
     assert_eq!(shop.available("TEA-BANCHA").await, 3);
     // The retry the customer is told to make works.
-    let again = json(shop.checkout(&ida, &key(), GOOD_CARD).await, 201).await;
+    let again = shop.checked_out(&ida, &key(), GOOD_CARD).await;
     assert_eq!(again["status"], "confirmed");
     shop.shutdown().await;
 }

@@ -117,7 +117,7 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: TestMode) {
     assert_eq!(shop.cart(&hana).await["lines"][0]["quantity"], 2);
 
     // And the shop still works for the same customer.
-    let order = json(shop.checkout(&hana, &key(), GOOD_CARD).await, 201).await;
+    let order = shop.checked_out(&hana, &key(), GOOD_CARD).await;
     assert_eq!(order["status"], "confirmed");
     shop.shutdown().await;
 }
