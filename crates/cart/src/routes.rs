@@ -213,13 +213,14 @@ async fn clear(ctx: &Context, user_id: Uuid) -> Result<StatusCode, ApiError> {
     put,
     path = "/api/v1/cart/lines/{sku}",
     tag = "cart",
-    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    params(("sku" = String, Path, pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", description = "The SKU, e.g. `TEA-001`")),
     request_body = SetQuantity,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart as it is now", body = CartView),
         problems::BadRequest,
         problems::Unauthorized,
+        problems::NotFound,
         problems::Invalid,
         problems::Internal,
         problems::Unavailable,
@@ -258,6 +259,8 @@ async fn set_line(
         (status = 200, description = "The cart as it is now", body = CartView),
         problems::BadRequest,
         problems::Unauthorized,
+        problems::NotFound,
+        problems::Conflict,
         problems::Invalid,
         problems::Internal,
         problems::Unavailable,
@@ -285,10 +288,9 @@ async fn add_line(
             .hash_incr(&key, &sku, -quantity, config.idle_ttl)
             .await
             .map_err(ApiError::internal)?;
-        return Err(ApiError::invalid(
-            "quantity",
-            format!("the line would hold more than {MAX_QUANTITY} units"),
-        ));
+        return Err(ApiError::Conflict(format!(
+            "the line would hold more than {MAX_QUANTITY} units"
+        )));
     }
     Ok(Json(priced_cart(&ctx, &config, caller.user_id).await?))
 }
@@ -298,7 +300,7 @@ async fn add_line(
     delete,
     path = "/api/v1/cart/lines/{sku}",
     tag = "cart",
-    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    params(("sku" = String, Path, pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", description = "The SKU, e.g. `TEA-001`")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The cart as it is now", body = CartView),
@@ -354,7 +356,7 @@ async fn priced_cart(ctx: &Context, config: &Config, user_id: Uuid) -> Result<Ca
 async fn require_in_catalog(ctx: &Context, sku: &str) -> Result<Priced, ApiError> {
     lookup(ctx, sku)
         .await?
-        .ok_or_else(|| ApiError::invalid("sku", format!("{sku} is not in the catalog")))
+        .ok_or_else(|| ApiError::NotFound(format!("the catalog has no product with SKU {sku}")))
 }
 
 /// The catalog's product with exactly this SKU, if it has one.

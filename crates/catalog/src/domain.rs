@@ -43,11 +43,14 @@ pub struct CategoryInfo {
 #[serde(deny_unknown_fields)]
 pub struct CategoryInput {
     /// 1 to 40 lower-case letters, digits and dashes; names the category in paths and products.
+    #[schema(pattern = "^[a-z0-9-]{1,40}$", example = "tea")]
     pub slug: String,
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, not counting spaces around them.
+    #[schema(pattern = "^\\s*\\S([\\s\\S]*\\S)?\\s*$", max_length = 100)]
     pub name: String,
     /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
 }
 
@@ -55,8 +58,12 @@ pub struct CategoryInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CategoryUpdate {
+    /// 1 to 100 characters, not counting spaces around them.
+    #[schema(pattern = "^\\s*\\S([\\s\\S]*\\S)?\\s*$", max_length = 100)]
     pub name: String,
+    /// At most 1000 characters.
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub description: String,
 }
 
@@ -188,13 +195,23 @@ pub struct Product {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
+    /// 3 to 32 upper-case letters, digits and dashes, not starting with a dash.
+    #[schema(pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", example = "TEA-001")]
     pub sku: String,
+    /// 1 to 200 characters, not counting spaces around them.
+    #[schema(pattern = "^\\s*\\S([\\s\\S]*\\S)?\\s*$", max_length = 200)]
     pub name: String,
+    /// At most 5000 characters.
     #[serde(default)]
+    #[schema(max_length = 5000)]
     pub description: String,
     pub price: PriceInput,
+    /// The slug of a category that exists (409 otherwise).
+    #[schema(pattern = "^[a-z0-9-]{1,40}$", example = "tea")]
     pub category: String,
+    /// Empty, an `https://` URL or a path on this site; at most 500 characters.
     #[serde(default)]
+    #[schema(pattern = "^$|^(https://|/)", max_length = 500)]
     pub image_url: String,
 }
 
@@ -202,7 +219,12 @@ pub struct ProductInput {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceInput {
+    /// 0 to 100000000.00 in major units.
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub amount_minor: i64,
+    /// ISO 4217, upper case: `EUR`.
+    #[schema(pattern = "^[A-Z]{3}$", example = "EUR")]
     pub currency: String,
 }
 
@@ -257,7 +279,7 @@ impl ProductInput {
         );
         let image_ok = self.image_url.is_empty()
             || ((self.image_url.starts_with("https://") || self.image_url.starts_with("/"))
-                && self.image_url.len() <= 500);
+                && self.image_url.chars().count() <= 500);
         check(
             "image_url",
             if image_ok {

@@ -6,10 +6,10 @@ use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::{StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::{self, Router};
-use nubo_platform::error::{Json, Path, Query};
+use nubo_platform::error::{FieldError, Json, Path, Query};
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{ApiError, Context, OrNotFound};
+use nubo_platform::{ApiError, Context, OrNotFound, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -58,6 +58,7 @@ fn public_routes() -> OpenApiRouter<Context> {
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only products of this category (its slug).
+    #[param(pattern = "^[a-z0-9-]{1,40}$")]
     pub category: Option<String>,
     /// 1 to 100000.
     #[serde(default = "first_page")]
@@ -128,8 +129,10 @@ fn check_page(page: u32, per_page: u32, category: Option<&str>) -> Result<(), Ap
 pub struct SearchQuery {
     /// Words to look for in SKU, name and description; the last one may be a prefix.
     #[serde(default)]
+    #[param(required = true, min_length = 1, max_length = 200)]
     pub q: String,
     /// Only products of this category (its slug).
+    #[param(pattern = "^[a-z0-9-]{1,40}$")]
     pub category: Option<String>,
     /// 1 to 100000.
     #[serde(default = "first_page")]
@@ -372,7 +375,7 @@ async fn create_category(
     put,
     path = "/api/v1/admin/categories/{slug}",
     tag = "catalog",
-    params(("slug" = String, Path, description = "The category's slug")),
+    params(("slug" = String, Path, pattern = "^[a-z0-9-]{1,40}$", description = "The category's slug")),
     request_body = CategoryUpdate,
     security(("bearer" = [])),
     responses(
@@ -407,7 +410,7 @@ async fn update_category(
     delete,
     path = "/api/v1/admin/categories/{slug}",
     tag = "catalog",
-    params(("slug" = String, Path, description = "The category's slug")),
+    params(("slug" = String, Path, pattern = "^[a-z0-9-]{1,40}$", description = "The category's slug")),
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Deleted"),
@@ -446,7 +449,18 @@ fn write_error(e: WriteError) -> ApiError {
     match e {
         WriteError::SkuTaken => ApiError::Conflict("another product already has this SKU".into()),
         WriteError::NotFound => ApiError::NotFound("product not found".into()),
-        WriteError::UnknownCategory => ApiError::invalid("category", "no such category"),
+        WriteError::UnknownCategory => {
+            let mut problem = Problem::new(
+                StatusCode::CONFLICT,
+                "the product's category does not exist; create it first",
+            )
+            .with_kind("unknown-category");
+            problem.errors = vec![FieldError {
+                field: "category".into(),
+                message: "no such category".into(),
+            }];
+            problem.into()
+        }
         WriteError::Database(e) => e.into(),
     }
 }

@@ -15,15 +15,21 @@ pub struct CardNumber(String);
 impl CardNumber {
     /// 12 to 19 digits passing the Luhn check; spaces and dashes between them are ignored.
     pub fn parse(raw: &str) -> Result<Self, String> {
+        Self::parse_sorted(raw).map_err(|(message, _)| message)
+    }
+
+    /// Like [`CardNumber::parse`], saying also whether the number is well formed (12 to 19
+    /// digits) and only its check digit is wrong.
+    fn parse_sorted(raw: &str) -> Result<Self, (String, bool)> {
         let digits: String = raw.chars().filter(|c| !matches!(c, ' ' | '-')).collect();
         if !digits.chars().all(|c| c.is_ascii_digit()) {
-            return Err("must contain digits only".to_owned());
+            return Err(("must contain digits only".to_owned(), false));
         }
         if !(12..=19).contains(&digits.len()) {
-            return Err("must have 12 to 19 digits".to_owned());
+            return Err(("must have 12 to 19 digits".to_owned(), false));
         }
         if !luhn(&digits) {
-            return Err("is not a valid card number (check digit)".to_owned());
+            return Err(("is not a valid card number (check digit)".to_owned(), true));
         }
         Ok(Self(digits))
     }
@@ -103,35 +109,59 @@ impl std::fmt::Debug for ValidCard {
     }
 }
 
+/// Why a card cannot pay, keyed by field name below `card`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadCard {
+    pub errors: Vec<FieldError>,
+    /// Every field is well formed, and the card itself is no good (its check digit is wrong,
+    /// it has expired, or it expires too far ahead): what a bank would refuse, not a request
+    /// that breaks the API's contract.
+    pub refused: bool,
+}
+
 impl ValidCard {
-    /// Every problem with `card` as of `today`, keyed by field name below `card`.
-    pub fn parse(card: &Card, today: NaiveDate) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let number =
-            CardNumber::parse(&card.number).map_err(|m| errors.push(field("card.number", m)));
+    /// The card, or every problem with it as of `today`: first what is malformed (all of it at
+    /// once), and only for a well-formed card why it is refused.
+    pub fn parse(card: &Card, today: NaiveDate) -> Result<Self, BadCard> {
+        let (mut malformed, mut refused) = (Vec::new(), Vec::new());
+        let number = CardNumber::parse_sorted(&card.number).map_err(|(m, only_check_digit)| {
+            let list = if only_check_digit {
+                &mut refused
+            } else {
+                &mut malformed
+            };
+            list.push(field("card.number", m));
+        });
         if !(1..=12).contains(&card.expiry_month) {
-            errors.push(field("card.expiry_month", "must be between 1 and 12"));
+            malformed.push(field("card.expiry_month", "must be between 1 and 12"));
         } else if !(1000..=9999).contains(&card.expiry_year) {
-            errors.push(field("card.expiry_year", "must be a four-digit year"));
+            malformed.push(field("card.expiry_year", "must be a four-digit year"));
         } else if (card.expiry_year, card.expiry_month) < (today.year(), today.month()) {
             // A card is good through the last day of its expiry month.
-            errors.push(field("card.expiry_year", "the card has expired"));
+            refused.push(field("card.expiry_year", "the card has expired"));
         } else if card.expiry_year > today.year() + 20 {
-            errors.push(field("card.expiry_year", "is too far in the future"));
+            refused.push(field("card.expiry_year", "is too far in the future"));
         }
         let cvc_ok =
             (3..=4).contains(&card.cvc.len()) && card.cvc.chars().all(|c| c.is_ascii_digit());
         if !cvc_ok {
-            errors.push(field("card.cvc", "must be 3 or 4 digits"));
+            malformed.push(field("card.cvc", "must be 3 or 4 digits"));
         }
         match number {
-            Ok(number) if errors.is_empty() => Ok(Self {
+            _ if !malformed.is_empty() => Err(BadCard {
+                errors: malformed,
+                refused: false,
+            }),
+            Ok(number) if refused.is_empty() => Ok(Self {
                 number,
                 expiry_month: card.expiry_month,
                 expiry_year: card.expiry_year,
                 cvc: card.cvc.clone(),
             }),
-            _ => Err(errors),
+            _ => Err(BadCard {
+                errors: refused,
+                refused: true,
+            }),
         }
     }
 }
@@ -163,6 +193,7 @@ mod tests {
     fn fields(c: Card) -> Vec<String> {
         ValidCard::parse(&c, today())
             .unwrap_err()
+            .errors
             .into_iter()
             .map(|e| e.field)
             .collect()
@@ -198,10 +229,15 @@ mod tests {
     }
 
     #[test]
-    fn every_bad_card_field_is_reported_at_once() {
+    fn every_malformed_card_field_is_reported_at_once() {
+        assert_eq!(
+            fields(card("42x2424242424242", 13, 2030, "12")),
+            ["card.number", "card.expiry_month", "card.cvc"]
+        );
+        // A wrong check digit waits until the rest is well formed: it is a refusal.
         assert_eq!(
             fields(card("4242424242424241", 13, 2030, "12")),
-            ["card.number", "card.expiry_month", "card.cvc"]
+            ["card.expiry_month", "card.cvc"]
         );
         assert_eq!(fields(card("42424242", 1, 2030, "123")), ["card.number"]);
         assert_eq!(
@@ -216,5 +252,20 @@ mod tests {
             fields(card("4242424242424242", 1, 2030, "12345")),
             ["card.cvc"]
         );
+    }
+
+    #[test]
+    fn a_well_formed_card_the_bank_would_refuse_is_a_refusal() {
+        for (bad, field) in [
+            (card("4242424242424241", 1, 2030, "123"), "card.number"),
+            (card("4242424242424242", 5, 2027, "123"), "card.expiry_year"),
+            (card("4242424242424242", 5, 2048, "123"), "card.expiry_year"),
+        ] {
+            let refusal = ValidCard::parse(&bad, today()).unwrap_err();
+            assert!(refusal.refused, "{field}");
+            assert_eq!(refusal.errors[0].field, field);
+        }
+        let malformed = ValidCard::parse(&card("4242", 5, 2048, "123"), today()).unwrap_err();
+        assert!(!malformed.refused);
     }
 }

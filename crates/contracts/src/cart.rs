@@ -74,6 +74,8 @@ pub struct CartLine {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetQuantity {
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub quantity: i64,
 }
 
@@ -81,7 +83,12 @@ pub struct SetQuantity {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddLine {
+    /// A SKU the catalog sells (404 otherwise).
+    #[schema(pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", example = "TEA-001")]
     pub sku: String,
+    /// The line may not come to hold more than 1000 units (409 otherwise).
+    #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub quantity: i64,
 }
 

@@ -46,7 +46,8 @@ pub struct Checkout {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CancelOrder {
-    /// 1 to 200 characters; the customer reads it.
+    /// 1 to 200 characters, not counting spaces around them; the customer reads it.
+    #[schema(pattern = "^\\s*\\S([\\s\\S]*\\S)?\\s*$", max_length = 200)]
     pub reason: String,
 }
 

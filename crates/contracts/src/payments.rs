@@ -41,15 +41,29 @@ pub fn refund_path(id: Uuid) -> String {
 
 /// The card as the shopper typed it. Only payments ever sees it; it keeps the last four digits
 /// and the brand, never the number or the CVC.
+///
+/// The schema holds what a card's fields must look like (a 422 otherwise); whether the card
+/// itself is good (its check digit, whether it has expired or expires more than 20 years ahead)
+/// is for the bank to say, and a checkout refuses a bad one with 402.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Card {
     /// 12 to 19 digits passing the Luhn check; spaces and dashes are ignored.
+    #[schema(
+        pattern = "^[ -]*([0-9][ -]*){12,19}$",
+        example = "4242 4242 4242 4242"
+    )]
     pub number: String,
     /// 1 to 12.
+    #[schema(minimum = 1, maximum = 12)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub expiry_month: u32,
-    /// Four digits, e.g. 2030.
+    /// Four digits, e.g. 2030: not in the past, at most 20 years ahead.
+    #[schema(minimum = 1000, maximum = 9999)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub expiry_year: i32,
     /// 3 or 4 digits.
+    #[schema(pattern = "^[0-9]{3,4}$")]
     pub cvc: String,
 }
 

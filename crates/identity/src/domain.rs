@@ -143,11 +143,34 @@ pub struct Profile {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Credentials {
+    #[schema(
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s.\\x00-\\x1f\\x7f-\\x9f]([^@\\s\\x00-\\x1f\\x7f-\\x9f]*[^@\\s.\\x00-\\x1f\\x7f-\\x9f])?$",
+        max_length = 254,
+        example = "shopper@nubo.example"
+    )]
     pub email: String,
-    /// 12 to 128 characters for a new account; at login, whatever the account was made with.
+    /// 1 to 128 characters at login (whatever the account was made with); a new account's
+    /// password is held to [`NewAccount`]'s policy.
     #[serde(deserialize_with = "secret")]
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, min_length = 1, max_length = 128)]
     pub password: Secret,
+}
+
+/// [`Credentials`] as sign-up holds them, for the document: the password meets the policy for
+/// a new account ([`Password::parse`]).
+#[derive(ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct NewAccount {
+    #[schema(
+        pattern = "^[^@\\s\\x00-\\x1f\\x7f-\\x9f]+@[^@\\s.\\x00-\\x1f\\x7f-\\x9f]([^@\\s\\x00-\\x1f\\x7f-\\x9f]*[^@\\s.\\x00-\\x1f\\x7f-\\x9f])?$",
+        max_length = 254,
+        example = "shopper@nubo.example"
+    )]
+    email: String,
+    /// 12 to 128 characters.
+    #[schema(format = Password, min_length = 12, max_length = 128)]
+    password: String,
 }
 
 /// Reads a string straight into a [`Secret`], so it is never held where it could be printed.

@@ -21,7 +21,7 @@ use utoipa_axum::routes;
 
 use crate::accounts::{self, SignupError};
 use crate::config::Config;
-use crate::domain::{Credentials, Profile, Role};
+use crate::domain::{Credentials, NewAccount, Profile, Role};
 use crate::keys::{KeyInfo, KeyRing};
 use crate::login_limits::{self, Limited};
 use crate::metrics::{IdentityMetrics, Login, Refresh, Signup};
@@ -118,7 +118,7 @@ async fn jwks(State(state): State<Identity>) -> Response {
     post,
     path = "/api/v1/identity/signup",
     tag = "identity",
-    request_body = Credentials,
+    request_body = NewAccount,
     responses(
         (status = 201, description = "The new account", body = Profile),
         problems::BadRequest,
@@ -226,8 +226,9 @@ async fn log_in(
 #[serde(deny_unknown_fields)]
 #[schema(as = RefreshTokenInput)]
 struct RefreshInput {
+    /// As login or refresh returned it: 43 base64url characters (32 bytes).
     #[serde(deserialize_with = "crate::domain::secret")]
-    #[schema(value_type = String, format = Password)]
+    #[schema(value_type = String, format = Password, pattern = "^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$")]
     refresh_token: Secret,
 }
 

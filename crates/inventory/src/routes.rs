@@ -67,7 +67,9 @@ pub struct Availability {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetStock {
-    /// Units on hand, not fewer than are reserved.
+    /// Units on hand, 0 to 1000000, not fewer than are reserved (409 otherwise).
+    #[schema(minimum = 0, maximum = 1_000_000)]
+    #[serde(deserialize_with = "nubo_platform::error::whole")]
     pub on_hand: i64,
 }
 
@@ -80,7 +82,7 @@ fn sku(raw: &str) -> Result<Sku, ApiError> {
     get,
     path = "/api/v1/inventory/{sku}",
     tag = "inventory",
-    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    params(("sku" = String, Path, pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", description = "The SKU, e.g. `TEA-001`")),
     responses(
         (status = 200, description = "The SKU's availability", body = Availability),
         problems::NotFound,
@@ -107,7 +109,7 @@ async fn availability(
     put,
     path = "/api/v1/admin/inventory/{sku}",
     tag = "inventory",
-    params(("sku" = String, Path, description = "The SKU, e.g. `TEA-001`")),
+    params(("sku" = String, Path, pattern = "^[A-Z0-9][A-Z0-9-]{2,31}$", description = "The SKU, e.g. `TEA-001`")),
     request_body = SetStock,
     security(("bearer" = [])),
     responses(

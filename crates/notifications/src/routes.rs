@@ -58,8 +58,10 @@ pub struct ListQuery {
     /// Only emails about this order.
     pub order_id: Option<Uuid>,
     /// `recorded`, `pending`, `sent` or `failed`.
+    #[param(value_type = Option<Status>)]
     pub status: Option<String>,
     /// `order_confirmed`, `order_cancelled` or `payment_refunded`.
+    #[param(value_type = Option<Kind>)]
     pub kind: Option<String>,
     /// 1 to 100.
     #[param(default = 50, minimum = 1, maximum = 100)]

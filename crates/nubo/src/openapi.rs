@@ -73,6 +73,14 @@ pub fn document(services: &[&ServiceDescription]) -> OpenApi {
                     .entry(status.to_string())
                     .or_insert_with(|| RefOr::T(problem_response(description)));
             }
+            // Every body is JSON, and the platform's extractor says so for any other.
+            if operation.request_body.is_some() {
+                responses.entry("415".to_owned()).or_insert_with(|| {
+                    RefOr::T(problem_response(
+                        "The body is not sent as `Content-Type: application/json`.",
+                    ))
+                });
+            }
         }
     }
     doc

@@ -5,14 +5,15 @@
 //! before (also by a twin request racing this one) places nothing: the answer is the order
 //! placed under it, and only with the same card.
 
-use nubo_contracts::card::ValidCard;
+use nubo_contracts::card::{BadCard, ValidCard};
 use nubo_contracts::cart::CartClient;
 use nubo_contracts::orders::OrderPlaced;
 use nubo_contracts::payments::Card;
+use nubo_platform::axum::http::StatusCode;
 use nubo_platform::chrono::TimeDelta;
-use nubo_platform::error::FieldError;
 use nubo_platform::sqlx;
 use nubo_platform::uuid::Uuid;
+use nubo_platform::{ApiError, Problem};
 
 use crate::domain::{self, IdempotencyKey, State, Unbuyable};
 use crate::saga::Checkouts;
@@ -42,7 +43,7 @@ pub enum PlaceError {
     #[error("{0}")]
     BadKey(String),
     #[error("the card is not valid")]
-    BadCard(Vec<FieldError>),
+    BadCard(BadCard),
     #[error("the access token carries no email address")]
     NoEmail,
     #[error("the Idempotency-Key was used for a checkout with another card")]
@@ -147,4 +148,87 @@ async fn replay(
         order_id: id,
         replayed: true,
     })
+}
+
+impl From<PlaceError> for ApiError {
+    fn from(e: PlaceError) -> Self {
+        match e {
+            PlaceError::BadKey(message) => bad_key(&message),
+            PlaceError::BadCard(BadCard {
+                errors,
+                refused: false,
+            }) => ApiError::Invalid(errors),
+            PlaceError::BadCard(BadCard {
+                errors,
+                refused: true,
+            }) => {
+                let mut problem = Problem::new(
+                    StatusCode::PAYMENT_REQUIRED,
+                    "this card cannot pay: check its number and expiry date, or use another card",
+                )
+                .with_kind("card-refused");
+                problem.errors = errors;
+                problem.into()
+            }
+            PlaceError::NoEmail => ApiError::Unauthorized(
+                "this access token carries no email address; sign in again".into(),
+            ),
+            PlaceError::KeyReused => Problem::new(
+                StatusCode::CONFLICT,
+                "this Idempotency-Key was used for a checkout with another card; use a new key for a new checkout",
+            )
+            .with_kind("idempotency-key-reused")
+            .into(),
+            PlaceError::CartUnavailable => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "your cart cannot be read right now; nothing was ordered, try again with the same Idempotency-Key",
+            )
+            .retry_after(1)
+            .into(),
+            PlaceError::Unbuyable(e) => unbuyable(e),
+            PlaceError::Storage(e) => e.into(),
+            PlaceError::Internal(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+pub fn bad_key(message: &str) -> ApiError {
+    Problem::new(StatusCode::BAD_REQUEST, message)
+        .with_kind("idempotency-key")
+        .into()
+}
+
+fn unbuyable(e: Unbuyable) -> ApiError {
+    match e {
+        Unbuyable::Empty => Problem::new(
+            StatusCode::CONFLICT,
+            "your cart is empty: add something to it before checking out",
+        )
+        .with_kind("empty-cart")
+        .into(),
+        Unbuyable::Unavailable(errors) => {
+            let mut problem = Problem::new(
+                StatusCode::CONFLICT,
+                "some products in your cart are no longer sold; remove them and check out again",
+            )
+            .with_kind("unavailable-products");
+            problem.errors = errors;
+            problem.into()
+        }
+        Unbuyable::TooExpensive(total) => Problem::new(
+            StatusCode::CONFLICT,
+            format!(
+                "your cart's total ({}) is more than one card payment may be (EUR 100000.00); split it into several orders",
+                domain::show(&total)
+            ),
+        )
+        .with_kind("total-too-large")
+        .into(),
+        Unbuyable::MixedCurrencies => Problem::new(
+            StatusCode::CONFLICT,
+            "your cart holds prices in more than one currency; one order is paid in one",
+        )
+        .with_kind("mixed-currencies")
+        .into(),
+    }
 }

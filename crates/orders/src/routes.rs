@@ -14,6 +14,7 @@ use nubo_platform::axum::http::{HeaderMap, StatusCode, header};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::{self, Router};
 use nubo_platform::chrono::{DateTime, Utc};
+use nubo_platform::error::PROBLEM_JSON;
 use nubo_platform::error::{Json, Path, Query};
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
@@ -23,8 +24,8 @@ use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{self, State as SagaState, Unbuyable};
-use crate::placing::{self, PlaceError, PlaceOrder};
+use crate::domain::State as SagaState;
+use crate::placing::{self, PlaceOrder, bad_key};
 use crate::saga::Checkouts;
 use crate::store::{self, Listing, StoredOrder};
 
@@ -65,7 +66,7 @@ impl nubo_platform::axum::extract::FromRef<Checkouts> for nubo_platform::Context
     post,
     path = "/api/v1/checkout",
     tag = "orders",
-    params(("Idempotency-Key" = String, Header,
+    params(("Idempotency-Key" = String, Header, pattern = "^[!-~]{1,200}$",
         description = "A new random value (a UUID) per checkout; the same one again when retrying it. 1 to 200 visible ASCII characters.")),
     request_body = Checkout,
     security(("bearer" = [])),
@@ -77,7 +78,10 @@ impl nubo_platform::axum::extract::FromRef<Checkouts> for nubo_platform::Context
             headers(("location" = String, description = "The order's URL"))),
         problems::BadRequest,
         problems::Unauthorized,
-        problems::Conflict,
+        (status = 402, description = "The card is well formed but cannot pay (wrong check digit, expired, or expiring more than 20 years ahead); `errors` says which field. Nothing was ordered.",
+            body = Problem, content_type = PROBLEM_JSON),
+        (status = 409, description = "The cart cannot be bought as it is (empty, products no longer sold, a total over one card payment, mixed currencies), or this Idempotency-Key was used with another card. Nothing was ordered.",
+            body = Problem, content_type = PROBLEM_JSON),
         problems::Invalid,
         problems::Internal,
         problems::Unavailable,
@@ -135,74 +139,6 @@ async fn answer(checkouts: &Checkouts, id: Uuid, done: StatusCode) -> Result<Res
 /// them) or cancelled.
 fn answered(state: SagaState) -> bool {
     state.is_final()
-}
-
-impl From<PlaceError> for ApiError {
-    fn from(e: PlaceError) -> Self {
-        match e {
-            PlaceError::BadKey(message) => bad_key(&message),
-            PlaceError::BadCard(errors) => ApiError::Invalid(errors),
-            PlaceError::NoEmail => ApiError::Unauthorized(
-                "this access token carries no email address; sign in again".into(),
-            ),
-            PlaceError::KeyReused => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "this Idempotency-Key was used for a checkout with another card; use a new key for a new checkout",
-            )
-            .with_kind("idempotency-key-reused")
-            .into(),
-            PlaceError::CartUnavailable => Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "your cart cannot be read right now; nothing was ordered, try again with the same Idempotency-Key",
-            )
-            .retry_after(1)
-            .into(),
-            PlaceError::Unbuyable(e) => unbuyable(e),
-            PlaceError::Storage(e) => e.into(),
-            PlaceError::Internal(cause) => ApiError::Internal(cause),
-        }
-    }
-}
-
-fn bad_key(message: &str) -> ApiError {
-    Problem::new(StatusCode::BAD_REQUEST, message)
-        .with_kind("idempotency-key")
-        .into()
-}
-
-fn unbuyable(e: Unbuyable) -> ApiError {
-    match e {
-        Unbuyable::Empty => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "your cart is empty: add something to it before checking out",
-        )
-        .with_kind("empty-cart")
-        .into(),
-        Unbuyable::Unavailable(errors) => {
-            let mut problem = Problem::new(
-                StatusCode::CONFLICT,
-                "some products in your cart are no longer sold; remove them and check out again",
-            )
-            .with_kind("unavailable-products");
-            problem.errors = errors;
-            problem.into()
-        }
-        Unbuyable::TooExpensive(total) => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!(
-                "your cart's total ({}) is more than one card payment may be (EUR 100000.00); split it into several orders",
-                domain::show(&total)
-            ),
-        )
-        .with_kind("total-too-large")
-        .into(),
-        Unbuyable::MixedCurrencies => Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "your cart holds prices in more than one currency; one order is paid in one",
-        )
-        .with_kind("mixed-currencies")
-        .into(),
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -63,7 +63,7 @@ impl ValidAuthorization {
                 .err()
                 .into_iter()
                 .flatten()
-                .chain(card.err().into_iter().flatten())
+                .chain(card.err().into_iter().flat_map(|bad| bad.errors))
                 .collect()),
         }
     }

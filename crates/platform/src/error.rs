@@ -268,3 +268,73 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
             .map_err(|e: PathRejection| Problem::new(StatusCode::BAD_REQUEST, e.body_text()))
     }
 }
+
+/// Reads a JSON number into an integer field when its value is a whole number, however it is
+/// written: JSON (RFC 8259) and JSON Schema's `integer` do not tell `3` from `3.0` or `3e0`,
+/// so neither may a request body. Use as `#[serde(deserialize_with = "nubo_platform::error::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::Deserialize;
+    use serde::de::{Error, Unexpected};
+    let number = serde_json::Number::deserialize(d)?;
+    let value = match (number.as_i64(), number.as_f64()) {
+        (Some(i), _) => Some(i),
+        // Beyond ±2^53 a float no longer holds every whole number exactly; none of our fields
+        // goes near that, so such a value is refused rather than rounded.
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Some(f as i64),
+        _ => None,
+    };
+    let unexpected = || match number.as_f64() {
+        Some(f) => Unexpected::Float(f),
+        None => Unexpected::Other("a number"),
+    };
+    value
+        .and_then(|i| T::try_from(i).ok())
+        .ok_or_else(|| D::Error::invalid_value(unexpected(), &"a whole number in range"))
+}
+
+#[cfg(test)]
+mod whole_tests {
+    #[derive(serde::Deserialize, Debug)]
+    struct Line {
+        #[serde(deserialize_with = "super::whole")]
+        quantity: u32,
+    }
+
+    fn read(json: &str) -> Result<u32, String> {
+        serde_json::from_str::<Line>(json)
+            .map(|l| l.quantity)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_whole_number_reads_however_it_is_written() {
+        for json in [
+            r#"{"quantity":3}"#,
+            r#"{"quantity":3.0}"#,
+            r#"{"quantity":3e0}"#,
+        ] {
+            assert_eq!(read(json), Ok(3), "{json}");
+        }
+    }
+
+    #[test]
+    fn fractions_strings_and_numbers_out_of_range_are_refused() {
+        for json in [
+            r#"{"quantity":3.5}"#,
+            r#"{"quantity":"3"}"#,
+            r#"{"quantity":-1}"#,
+            r#"{"quantity":4294967296}"#,
+            r#"{"quantity":1e300}"#,
+        ] {
+            let error = read(json).unwrap_err();
+            assert!(
+                error.contains("whole number") || error.contains("invalid type"),
+                "{json}: {error}"
+            );
+        }
+    }
+}

@@ -107,14 +107,15 @@ async fn a_product_needs_a_category_that_exists(mode: TestMode) {
     let admin = Admin::of(&system).await;
     let mut nowhere = product("TEA-001", 100);
     nowhere["category"] = json!("snacks");
-    let body = assert_problem(admin.create(&nowhere).await, 422).await;
+    // A well-formed product naming a category that does not exist conflicts with the shop.
+    let body = assert_problem(admin.create(&nowhere).await, 409).await;
     assert_eq!(
         body["errors"],
         json!([{ "field": "category", "message": "no such category" }])
     );
     let created = admin.create_ok(&product("TEA-001", 100)).await;
     let id = created["id"].as_str().unwrap();
-    assert_problem(admin.update(id, &nowhere).await, 422).await;
+    assert_problem(admin.update(id, &nowhere).await, 409).await;
     let list: Value = admin.get("/api/v1/products").await.json().await.unwrap();
     assert_eq!(
         list["items"][0]["category"], "tea",

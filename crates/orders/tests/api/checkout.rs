@@ -190,7 +190,7 @@ async fn one_idempotency_key_makes_one_order_also_concurrently(mode: TestMode) {
     assert_eq!(again["order_id"], ids[0].as_str());
     // The same key with another card is another request: refused, not a second order.
     let other = shop.checkout(&carol, &key, "5555 5555 5555 4444").await;
-    let problem = assert_problem(other, 422).await;
+    let problem = assert_problem(other, 409).await;
     assert!(
         problem["type"]
             .as_str()

@@ -11,8 +11,8 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: TestMode) {
     shop.product("TEA-HOJICHA", "Hojicha", 950, 5).await;
     let hana = shop.customer("hana").await;
 
-    // An empty cart cannot be checked out.
-    let empty = assert_problem(shop.checkout(&hana, &key(), GOOD_CARD).await, 422).await;
+    // An empty cart cannot be checked out: the request is good, the cart's state refuses it.
+    let empty = assert_problem(shop.checkout(&hana, &key(), GOOD_CARD).await, 409).await;
     assert!(
         empty["type"].as_str().unwrap().ends_with("empty-cart"),
         "{empty:#}"
@@ -79,10 +79,29 @@ async fn bad_input_gets_a_problem_and_changes_nothing(mode: TestMode) {
     .await
     .unwrap();
     let problem = assert_problem(bad_card, 422).await;
-    assert_eq!(
-        problem_fields(&problem),
-        ["card.number", "card.expiry_month", "card.cvc"]
-    );
+    assert_eq!(problem_fields(&problem), ["card.expiry_month", "card.cvc"]);
+    // A well-formed card that cannot pay (its check digit, its expiry) is refused with 402,
+    // naming the field, before anything is ordered.
+    for (card, field) in [
+        (
+            json!({ "number": "4242424242424241", "expiry_month": 1, "expiry_year": 2035, "cvc": "123" }),
+            "card.number",
+        ),
+        (
+            json!({ "number": GOOD_CARD, "expiry_month": 1, "expiry_year": 2001, "cvc": "123" }),
+            "card.expiry_year",
+        ),
+    ] {
+        let refused = checkout(vec![("idempotency-key", key())], json!({ "card": card }))
+            .await
+            .unwrap();
+        let problem = assert_problem(refused, 402).await;
+        assert!(
+            problem["type"].as_str().unwrap().ends_with("card-refused"),
+            "{problem:#}"
+        );
+        assert_eq!(problem_fields(&problem), [field]);
+    }
     // Not the expected shape.
     for body in [
         json!({}),
