@@ -63,7 +63,8 @@ pub enum ReservationState {
     Held,
     /// The units left the shop: on hand went down.
     Committed,
-    /// The units are available again (released by the caller or by expiry).
+    /// The units are available again: released by the caller or by expiry, or returned after
+    /// they were committed (see [`Reservation::returned`]).
     Released,
 }
 
@@ -78,8 +79,21 @@ pub struct Reservation {
     pub created_at: DateTime<Utc>,
     /// When it was committed or released.
     pub settled_at: Option<DateTime<Utc>>,
-    /// Why it was released (`expired` when its time ran out).
+    /// Why it was released (`expired` when its time ran out); `returned: <reason>` when the
+    /// units had been committed and came back on hand because the order was cancelled.
     pub release_reason: Option<String>,
+}
+
+/// How a [`Reservation::release_reason`] of committed stock that came back begins.
+pub const RETURNED: &str = "returned: ";
+
+impl Reservation {
+    /// Whether its units had left the shop and came back on hand (a cancelled order's return).
+    pub fn returned(&self) -> bool {
+        self.release_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with(RETURNED))
+    }
 }
 
 /// Held stock was given back: by the caller, or because the reservation expired

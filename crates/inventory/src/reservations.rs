@@ -3,7 +3,7 @@
 //! decide every race (two checkouts for the last unit, a commit against an expiry sweep, a
 //! release that overtakes its reserve).
 
-use nubo_contracts::inventory::{Reservation, ReservationState, StockReleased};
+use nubo_contracts::inventory::{RETURNED, Reservation, ReservationState, StockReleased};
 use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::error::FieldError;
 use nubo_platform::storage::Tx;
@@ -22,8 +22,6 @@ pub enum ReservationError {
     Short(Vec<FieldError>),
     #[error("reservation {0} was released")]
     Released(Uuid),
-    #[error("reservation {0} was committed")]
-    Committed(Uuid),
     #[error("reservation {0} exists already with different lines")]
     LinesDiffer(Uuid),
     #[error("reservation not found")]
@@ -127,8 +125,10 @@ pub async fn commit_stock(ctx: &Context, id: Uuid) -> Result<Reservation, Reserv
     }
 }
 
-/// Gives held stock back. Releasing twice is fine; a committed reservation cannot be released;
-/// an unknown id is recorded as released, so its reserve, should it land later, is refused.
+/// Gives the stock back. Held stock is released; committed stock (the units of an order that
+/// completed and is now cancelled) comes back on hand as a return, and the reservation's
+/// `release_reason` says `returned: <reason>`. Releasing twice is fine; an unknown id is
+/// recorded as released, so its reserve, should it land later, is refused.
 pub async fn release_stock(
     ctx: &Context,
     id: Uuid,
@@ -146,7 +146,13 @@ pub async fn release_stock(
         }
         match store::load(&mut tx, id).await? {
             Some(r) if r.state == ReservationState::Released => return Ok(r),
-            Some(_) => return Err(ReservationError::Committed(id)),
+            Some(_) => {
+                if return_committed(ctx, &mut tx, id, reason, now).await? {
+                    let reservation = load_existing(&mut tx, id).await?;
+                    ctx.commit(tx).await?;
+                    return Ok(reservation);
+                }
+            }
             None => {
                 if store::insert_tombstone(&mut tx, id, reason.as_str(), now).await? {
                     let reservation = load_existing(&mut tx, id).await?;
@@ -186,6 +192,39 @@ pub async fn release_held(
         reservation_id: id,
         lines: reservation.lines,
         reason: reason.as_str().to_owned(),
+    };
+    ctx.publish(tx, &event).await?;
+    Ok(true)
+}
+
+/// Returns `id`'s committed units to stock in `tx`, `StockReleased` (with the `returned:`
+/// reason) into the outbox. False if it was not committed.
+async fn return_committed(
+    ctx: &Context,
+    tx: &mut Tx,
+    id: Uuid,
+    reason: &Reason,
+    now: DateTime<Utc>,
+) -> Result<bool, ReservationError> {
+    let reason = format!("{RETURNED}{}", reason.as_str());
+    if !store::mark_returned(tx, id, &reason, now).await? {
+        return Ok(false);
+    }
+    let reservation = load_existing(tx, id).await?;
+    for line in &reservation.lines {
+        if !store::restock(tx, &line.sku, line.quantity).await? {
+            return Err(anyhow::anyhow!(
+                "reservation {id} committed {} of {}, which has no stock row",
+                line.quantity,
+                line.sku
+            )
+            .into());
+        }
+    }
+    let event = StockReleased {
+        reservation_id: id,
+        lines: reservation.lines,
+        reason,
     };
     ctx.publish(tx, &event).await?;
     Ok(true)

@@ -209,9 +209,6 @@ fn reservation_error(e: ReservationError) -> ApiError {
         ReservationError::Released(id) => {
             ApiError::Conflict(format!("reservation {id} was released"))
         }
-        ReservationError::Committed(id) => {
-            ApiError::Conflict(format!("reservation {id} was committed already"))
-        }
         ReservationError::LinesDiffer(id) => ApiError::Conflict(format!(
             "reservation {id} exists already with different lines"
         )),

@@ -77,6 +77,12 @@ pub async fn unhold(tx: &mut Tx, sku: &str, quantity: i64) -> Result<bool, sqlx:
     stock_update(tx, sql, sku, quantity).await
 }
 
+/// Units that had left the shop come back (a cancelled order's return): on hand goes up.
+pub async fn restock(tx: &mut Tx, sku: &str, quantity: i64) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE stock SET on_hand = on_hand + $2, updated_at = $3 WHERE sku = $1";
+    stock_update(tx, sql, sku, quantity).await
+}
+
 /// Held units leave the shop: both on hand and reserved go down.
 pub async fn ship(tx: &mut Tx, sku: &str, quantity: i64) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE stock SET on_hand = on_hand - $2, reserved = reserved - $2, updated_at = $3 \
@@ -173,6 +179,26 @@ pub async fn mark_committed(
     let done = with_tx!(tx, conn => sqlx::query(sql)
         .bind(id)
         .bind(now)
+        .execute(conn)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Moves a committed reservation to released, as a return (`reason` says so); false if it was
+/// not committed.
+pub async fn mark_returned(
+    tx: &mut Tx,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE reservations SET state = 'released', settled_at = $2, release_reason = $3 \
+               WHERE id = $1 AND state = 'committed'";
+    let done = with_tx!(tx, conn => sqlx::query(sql)
+        .bind(id)
+        .bind(now)
+        .bind(reason)
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;

@@ -135,34 +135,44 @@ async fn commit_and_release_are_idempotent_and_exclusive(mode: TestMode) {
         assert_eq!(body["state"], "committed");
         assert_eq!(shop.stock_row("TEA-D").await, Some((3, 0)));
     }
-    let refused = assert_problem(shop.release(paid, "cancelled").await, 409).await;
-    assert!(refused["detail"].as_str().unwrap().contains("committed"));
-    assert_eq!(shop.stock_row("TEA-D").await, Some((3, 0)));
+    // Releasing committed stock is a return: a completed order was cancelled and its units
+    // come back on hand, once however often it is asked for.
+    for _ in 0..2 {
+        let body = json(shop.release(paid, "order_cancelled").await, 200).await;
+        assert_eq!(body["state"], "released");
+        assert_eq!(body["release_reason"], "returned: order_cancelled");
+        assert_eq!(shop.stock_row("TEA-D").await, Some((5, 0)));
+    }
+    let refused = assert_problem(shop.commit(paid).await, 409).await;
+    assert!(refused["detail"].as_str().unwrap().contains("released"));
 
     let declined = Uuid::now_v7();
     assert_eq!(
         shop.reserve(declined, &[("TEA-D", 1)], 60).await.status(),
         201
     );
-    assert_eq!(shop.stock_row("TEA-D").await, Some((3, 1)));
+    assert_eq!(shop.stock_row("TEA-D").await, Some((5, 1)));
     for _ in 0..2 {
         let body = json(shop.release(declined, "payment_declined").await, 200).await;
         assert_eq!(body["state"], "released");
         assert_eq!(body["release_reason"], "payment_declined");
-        assert_eq!(shop.stock_row("TEA-D").await, Some((3, 0)));
+        assert_eq!(shop.stock_row("TEA-D").await, Some((5, 0)));
     }
     let refused = assert_problem(shop.commit(declined).await, 409).await;
     assert!(refused["detail"].as_str().unwrap().contains("released"));
-    assert_eq!(shop.stock_row("TEA-D").await, Some((3, 0)));
+    assert_eq!(shop.stock_row("TEA-D").await, Some((5, 0)));
     assert_problem(shop.commit(Uuid::now_v7()).await, 404).await;
 
-    // One release, one event, however often it was asked for.
+    // One event per release or return, however often it was asked for.
     let events = shop.released_events().await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_eq!(events[0]["reservation_id"], declined.to_string());
-    assert_eq!(events[0]["reason"], "payment_declined");
-    assert_eq!(events[0]["lines"][0]["sku"], "TEA-D");
-    assert_eq!(events[0]["lines"][0]["quantity"], 1);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["reservation_id"], paid.to_string());
+    assert_eq!(events[0]["reason"], "returned: order_cancelled");
+    assert_eq!(events[0]["lines"][0]["quantity"], 2);
+    assert_eq!(events[1]["reservation_id"], declined.to_string());
+    assert_eq!(events[1]["reason"], "payment_declined");
+    assert_eq!(events[1]["lines"][0]["sku"], "TEA-D");
+    assert_eq!(events[1]["lines"][0]["quantity"], 1);
     shop.shutdown().await;
 }
 

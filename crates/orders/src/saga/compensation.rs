@@ -167,13 +167,17 @@ impl Checkouts {
         let release = ReleaseStock {
             reason: "order_cancelled".to_owned(),
         };
-        let released = self.inner.inventory.release(id, &release).await;
-        let detail = match released {
-            Ok(_) => None,
-            // Committed: the units left the shop with a completed order an admin cancels.
-            Err(CallError::Refused { .. }) => Some("the stock had left the shop already"),
-            Err(e) => return Err(undo_failed(e)),
-        };
+        // A completed order's units come back on hand as a return; anything short of an
+        // answer is tried again, so the log never records a release that did not happen.
+        let released = self
+            .inner
+            .inventory
+            .release(id, &release)
+            .await
+            .map_err(undo_failed)?;
+        let detail = released
+            .returned()
+            .then_some("its units had left the shop and are back in stock");
         self.record(id, "release_stock", "done", detail).await?;
         Ok(())
     }

@@ -48,7 +48,10 @@ pub async fn lease(
 
 /// Gives up `owner`'s leases (a replica stopping), so another resumes its sagas at once.
 pub async fn release_leases(db: &Db, owner: Uuid) -> Result<u64, sqlx::Error> {
-    let sql = "UPDATE orders SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1";
+    // Finished orders keep their last owner: nothing takes them over, and rewriting them made a
+    // stop touch every order the replica had ever run.
+    let sql = "UPDATE orders SET lease_owner = NULL, lease_until = NULL \
+               WHERE lease_owner = $1 AND state NOT IN ('completed', 'cancelled')";
     with_db!(db, pool => sqlx::query(sql)
         .bind(owner)
         .execute(pool)

@@ -176,6 +176,20 @@ async fn admins_see_every_order_and_can_cancel_one_with_a_refund(mode: TestMode)
         "cancelled by the shop: the tea was damaged in transit"
     );
     assert_eq!(shop.payment(&id).await.unwrap()["state"], "refunded");
+    // The two units had left the shop with the completed order; cancelled, they are back on
+    // sale, and the order's log says so.
+    assert_eq!(shop.available("TEA-EARLGREY").await, 5);
+    let release = order["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "release_stock")
+        .expect("a release_stock step");
+    assert_eq!(release["outcome"], "done");
+    assert_eq!(
+        release["detail"],
+        "its units had left the shop and are back in stock"
+    );
     assert_eq!(
         shop.events(
             "payments",

@@ -13,6 +13,7 @@ both_modes!(
     a_checkout_is_cancelled_when_payments_stays_down,
     a_saga_cut_off_by_a_restart_of_orders_finishes,
     a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out,
+    a_stopping_replica_gives_up_only_the_leases_of_unfinished_sagas,
 );
 
 /// Waits until the order is in `state` (a middle state the test wants to act in).
@@ -242,4 +243,59 @@ async fn sagas_in(shop: &Shop, state: &str) -> Option<f64> {
     shop.system
         .metric("orders", "nubo_sagas_in_progress", &[&label])
         .await
+}
+
+async fn a_stopping_replica_gives_up_only_the_leases_of_unfinished_sagas(mode: TestMode) {
+    let mut shop = start(mode).await;
+    shop.product("TEA-KUKICHA", "Kukicha", 700, 5).await;
+    let jo = shop.customer("jo").await;
+    shop.add_to_cart(&jo, "TEA-KUKICHA", 1).await;
+    let done = shop.checked_out(&jo, &key(), GOOD_CARD).await;
+    let done = done["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(shop.settled(&jo, &done).await["state"], "completed");
+    // A second checkout waits at `reserved` while payments is down.
+    shop.add_to_cart(&jo, "TEA-KUKICHA", 1).await;
+    shop.system.stop("payments").await.unwrap();
+    let open = json(shop.checkout(&jo, &key(), GOOD_CARD).await, 202).await;
+    let open = open["order_id"].as_str().unwrap().to_owned();
+    reaches(&shop, &jo, &open, "reserved").await;
+
+    shop.system.stop("orders").await.unwrap();
+    // The stop gave up the lease of the saga it could not finish, so another replica takes it
+    // over at once; the finished order's row was left alone (a stop once rewrote every order
+    // its replica had ever run).
+    let db = shop.system.db("orders").await;
+    let owner = |id: String| {
+        let db = &db;
+        async move {
+            let id: nubo_platform::uuid::Uuid = id.parse().unwrap();
+            nubo_platform::with_db!(db, pool => nubo_platform::sqlx::query_scalar::<_, Option<nubo_platform::uuid::Uuid>>(
+                "SELECT lease_owner FROM orders WHERE id = $1"
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await)
+            .unwrap()
+        }
+    };
+    assert!(
+        owner(open.clone()).await.is_none(),
+        "the open saga's lease is given up"
+    );
+    assert!(
+        owner(done.clone()).await.is_some(),
+        "the finished order is not rewritten"
+    );
+    db.close().await;
+    shop.system.restart("payments").await;
+    shop.system.restart("orders").await;
+    // The replica that resumes it has no card (only the stopped one held it in memory): the
+    // checkout is undone, nothing charged.
+    let resumed = shop.settled(&jo, &open).await;
+    assert_eq!(resumed["state"], "cancelled", "{resumed:#}");
+    assert_eq!(
+        resumed["cancel_reason"].as_str().unwrap(),
+        nubo_orders::saga::INTERRUPTED
+    );
+    shop.shutdown().await;
 }
