@@ -169,6 +169,19 @@ impl IntoResponse for ApiError {
                 .retry_after(1)
                 .into_response(),
             Self::Problem(p) => p.into_response(),
+            Self::Internal(cause) if is_transient(cause.as_ref()) => {
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    "request failed on a passing fault"
+                );
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "a store this needs cannot answer right now; try again",
+                )
+                .with_kind("unavailable")
+                .retry_after(1)
+                .into_response()
+            }
             Self::Internal(cause) => {
                 // The whole chain goes to the log, joined to the request by its trace id.
                 tracing::error!(error = format!("{cause:#}"), "request failed");
@@ -179,6 +192,77 @@ impl IntoResponse for ApiError {
                 .into_response()
             }
         }
+    }
+}
+
+/// Whether `error`, or anything that caused it, is a fault that passes: a database, cache or
+/// connection that cannot answer now (refused, dropped, timed out, restarting, out of
+/// connections, busy, or out of disk space). A request that failed on one changed nothing it
+/// committed, so it is answered 503 with `Retry-After`, never 500.
+pub fn is_transient(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        let transient = if let Some(e) = e.downcast_ref::<sqlx::Error>() {
+            transient_sql(e)
+        } else if let Some(e) = e.downcast_ref::<redis::RedisError>() {
+            e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_cluster_error()
+                || matches!(
+                    e.kind(),
+                    redis::ErrorKind::Server(
+                        redis::ServerErrorKind::BusyLoading
+                            | redis::ServerErrorKind::MasterDown
+                            | redis::ServerErrorKind::ReadOnly
+                    )
+                )
+        } else if let Some(e) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            matches!(
+                e.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | NotConnected
+                    | BrokenPipe
+                    | TimedOut
+                    | UnexpectedEof
+                    | StorageFull
+            )
+        } else {
+            false
+        };
+        if transient {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+fn transient_sql(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => match db.code() {
+            // SQLite: a numeric result code, whose low byte is the primary one.
+            Some(code) if code.bytes().all(|b| b.is_ascii_digit()) => {
+                // BUSY, LOCKED, IOERR, FULL, CANTOPEN.
+                let primary = code.parse::<u32>().unwrap_or(0) & 0xff;
+                matches!(primary, 5 | 6 | 10 | 13 | 14)
+            }
+            // PostgreSQL: SQLSTATE. Connection exceptions, insufficient resources (disk full,
+            // out of memory, too many connections), the server shutting down or starting, and
+            // the serialization failures and deadlocks a retry resolves.
+            Some(state) => {
+                state.starts_with("08")
+                    || state.starts_with("53")
+                    || matches!(&*state, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+            }
+            None => false,
+        },
+        // I/O and TLS failures are read from their source by the caller's walk.
+        _ => false,
     }
 }
 
@@ -336,5 +420,88 @@ mod whole_tests {
                 "{json}: {error}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use axum::response::IntoResponse;
+    use sqlx::Connection;
+    use sqlx::sqlite::SqliteConnection;
+
+    use super::{ApiError, is_transient};
+
+    /// A real SQLite database that runs out of room: what a full disk does to the embedded shop.
+    async fn full_database_error() -> sqlx::Error {
+        let mut db = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("PRAGMA max_page_count = 8")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("CREATE TABLE t (b BLOB)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        for _ in 0..64 {
+            if let Err(e) = sqlx::query("INSERT INTO t VALUES (zeroblob(4096))")
+                .execute(&mut db)
+                .await
+            {
+                return e;
+            }
+        }
+        panic!("the database never filled up");
+    }
+
+    #[tokio::test]
+    async fn a_full_store_is_a_503_with_retry_after_not_a_500() {
+        let full = full_database_error().await;
+        assert!(is_transient(&full), "{full}");
+        let response = ApiError::internal(anyhow::Error::new(full).context("saving the order"))
+            .into_response();
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+
+    #[tokio::test]
+    async fn servers_that_do_not_answer_are_passing_faults() {
+        // Nothing listens on port 1 of loopback.
+        let pg = sqlx::PgConnection::connect("postgres://nubo@127.0.0.1:1/nubo")
+            .await
+            .unwrap_err();
+        assert!(is_transient(&pg), "{pg}");
+        let redis = redis::Client::open("redis://127.0.0.1:1/")
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_err();
+        assert!(is_transient(&redis), "{redis}");
+        let wrapped = anyhow::Error::new(redis).context("reading the cart");
+        assert!(is_transient(wrapped.as_ref()));
+    }
+
+    #[tokio::test]
+    async fn a_broken_rule_or_a_bug_is_still_a_500() {
+        let mut db = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k INTEGER PRIMARY KEY)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut db)
+            .await
+            .unwrap();
+        let duplicate = sqlx::query("INSERT INTO t VALUES (1)")
+            .execute(&mut db)
+            .await
+            .unwrap_err();
+        assert!(!is_transient(&duplicate), "{duplicate}");
+        let missing = sqlx::query("SELECT k FROM t WHERE k = 2")
+            .fetch_one(&mut db)
+            .await
+            .unwrap_err();
+        assert!(!is_transient(&missing));
+        let response = ApiError::internal(duplicate).into_response();
+        assert_eq!(response.status(), 500);
     }
 }
