@@ -90,6 +90,19 @@ macro_rules! with_tx {
     };
 }
 
+/// Whether a pooled connection may be handed out: not if the driver still counts a transaction
+/// on it. That happens when a ROLLBACK fails; on a full disk SQLite rolls the transaction back by
+/// itself and then refuses the driver's, and the connection would refuse every later BEGIN
+/// ("begin_with at non-zero transaction depth") long after space came back. The pool closes such
+/// a connection and opens a fresh one.
+fn not_stuck<C: sqlx::Connection>(conn: &C) -> bool {
+    let stuck = conn.is_in_transaction();
+    if stuck {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    !stuck
+}
+
 impl Db {
     /// Opens (creating if needed) `<data_dir>/<service>.db`.
     pub async fn open_sqlite(
@@ -110,6 +123,7 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(not_stuck(conn)) }))
             .connect_with(options)
             .await
             .with_context(|| format!("cannot open SQLite database {}", path.display()))?;
@@ -127,6 +141,7 @@ impl Db {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            .before_acquire(|conn, _| Box::pin(async move { Ok(not_stuck(conn)) }))
             .after_connect({
                 let schema = schema.to_owned();
                 move |conn, _| {
@@ -229,6 +244,61 @@ impl Tx {
         match self {
             Self::Sqlite(t) => t.rollback().await,
             Self::Postgres(t) => t.rollback().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod full_disk_tests {
+    use super::{Db, Tx};
+
+    async fn exec(tx: &mut Tx, sql: &'static str) -> Result<(), sqlx::Error> {
+        crate::with_tx!(tx, conn => sqlx::query(sql).execute(conn).await.map(|_| ()))
+    }
+
+    /// A write transaction that runs out of room, as on a full disk (SQLite's page limit stands
+    /// in for the disk: the limit is per connection, so a fresh connection has room again).
+    async fn fill_up(db: &Db) -> sqlx::Error {
+        let mut tx = db.begin().await.unwrap();
+        exec(&mut tx, "PRAGMA max_page_count = 1").await.ok();
+        let error = loop {
+            if let Err(e) = exec(&mut tx, "INSERT INTO t VALUES (zeroblob(65536))").await {
+                break e;
+            }
+        };
+        drop(tx);
+        error
+    }
+
+    #[tokio::test]
+    async fn a_connection_a_full_disk_left_inside_a_transaction_is_never_handed_out_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(dir.path(), "full", 1).await.unwrap();
+        let mut tx = db.begin().await.unwrap();
+        exec(&mut tx, "CREATE TABLE t (b BLOB)").await.unwrap();
+        match tx {
+            Tx::Sqlite(t) => t.commit().await.unwrap(),
+            Tx::Postgres(_) => unreachable!(),
+        }
+        let full = fill_up(&db).await;
+        assert!(crate::error::is_transient(&full), "{full}");
+        // Space is back: the next write must work on a connection that is not stuck in the
+        // failed transaction.
+        for _ in 0..3 {
+            let mut tx = db
+                .begin()
+                .await
+                .expect("a transaction after the disk emptied");
+            exec(&mut tx, "PRAGMA max_page_count = 1073741823")
+                .await
+                .unwrap();
+            exec(&mut tx, "INSERT INTO t VALUES (zeroblob(16))")
+                .await
+                .unwrap();
+            match tx {
+                Tx::Sqlite(t) => t.commit().await.unwrap(),
+                Tx::Postgres(_) => unreachable!(),
+            }
         }
     }
 }
