@@ -22,6 +22,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::FilterExt;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -30,6 +31,14 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
+
+mod repeats;
+pub use repeats::Repeats;
+
+/// Each place in the code may write this many warnings per [`REPEAT_WINDOW`]; the rest are
+/// counted and reported once per window.
+pub const REPEAT_BURST: u32 = 20;
+pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How the process logs and traces.
 pub struct TelemetryConfig<'a> {
@@ -101,12 +110,14 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
             .with_writer(std::io::stderr)
             .boxed()
     };
+    let repeats = Repeats::new(REPEAT_BURST, REPEAT_WINDOW);
     tracing_subscriber::registry()
         .with(ServiceAndTrace)
         .with(otel)
-        .with(output.with_filter(filter))
+        .with(output.with_filter(filter.and(repeats.clone())))
         .try_init()
         .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
+    repeats.report_every(REPEAT_WINDOW);
     Ok(TelemetryGuard { provider })
 }
 
