@@ -38,6 +38,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     build: |ctx| Box::pin(build(ctx)),
     openapi: Some(openapi),
     seed: None,
+    cache_holds_data: true,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

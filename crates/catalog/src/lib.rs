@@ -39,6 +39,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     build: |ctx| Box::pin(build(ctx)),
     openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),
+    cache_holds_data: false,
 };
 
 /// The durable name of the consumer that records prices.

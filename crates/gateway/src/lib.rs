@@ -39,6 +39,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     build: |ctx| Box::pin(build(ctx)),
     openapi: None,
     seed: None,
+    cache_holds_data: false,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

@@ -87,6 +87,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     build: |ctx| Box::pin(build(ctx)),
     openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_accounts(ctx))),
+    cache_holds_data: false,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

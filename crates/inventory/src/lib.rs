@@ -54,6 +54,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     // Demo stock arrives through NUBO_INVENTORY_INITIAL_STOCK as the catalog seeds products.
     seed: None,
+    cache_holds_data: false,
 };
 
 /// The durable name of the consumer that gives new products their stock.

@@ -53,6 +53,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     build: |ctx| Box::pin(build(ctx)),
     openapi: Some(openapi),
     seed: None,
+    cache_holds_data: false,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

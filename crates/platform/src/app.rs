@@ -25,7 +25,7 @@ use crate::error::Problem;
 use crate::events::consumer::ConsumerRuntime;
 use crate::events::relay::Relay;
 use crate::events::{Bus, outbox};
-use crate::health::{Health, Hold};
+use crate::health::{Health, Hold, Need};
 use crate::metrics::{Metrics, PoolLabels};
 use crate::server::{self, Serving, StackConfig};
 use crate::service::{Context, ServiceDescription};
@@ -358,7 +358,7 @@ async fn start(
             (db, bus, cache)
         }
     };
-    add_checks(health, &db, &bus, &cache);
+    add_checks(health, desc, &db, &bus, &cache);
     db.migrate(desc.migrations).await?;
 
     let relay = Relay::new(
@@ -437,19 +437,26 @@ async fn start(
     Ok(Some((parts.router, db)))
 }
 
-fn add_checks(health: &Health, db: &Db, bus: &Bus, cache: &Cache) {
+/// What readiness checks: the database always, the cache where it holds the service's data; the
+/// bus, and a cache that only speeds reads up, are reported without making the replica unready.
+fn add_checks(health: &Health, desc: &ServiceDescription, db: &Db, bus: &Bus, cache: &Cache) {
     let db = db.clone();
-    health.add_check("database", move || {
+    health.add_check("database", Need::Required, move || {
         let db = db.clone();
         async move { db.ping().await }
     });
     let bus = bus.clone();
-    health.add_check("bus", move || {
+    health.add_check("bus", Need::Reported, move || {
         let bus = bus.clone();
         async move { bus.ping().await.map_err(Into::into) }
     });
     let cache = cache.clone();
-    health.add_check("cache", move || {
+    let need = if desc.cache_holds_data {
+        Need::Required
+    } else {
+        Need::Reported
+    };
+    health.add_check("cache", need, move || {
         let cache = cache.clone();
         async move { cache.ping().await.map_err(Into::into) }
     });

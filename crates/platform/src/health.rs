@@ -1,8 +1,12 @@
 //! Health probes: `/livez`, `/startupz` and `/readyz`.
 //!
 //! Start-up is a latch: each init step takes a [`Hold`] and the service has started once every
-//! hold is released (migrations ran, connections are up). Ready means started, not draining for
-//! shutdown, and every dependency check (database, bus, cache) answering now.
+//! hold is released (migrations ran, connections are up). Ready means this replica can do useful
+//! work: started, not draining for shutdown, and every dependency it cannot serve without
+//! answering now ([`Need::Required`]: its database, and the cache where the cache holds its
+//! data). Other dependencies (the bus, a cache that only speeds reads up) are reported: while
+//! one is down the answer is 200 `degraded`, so one Redis or NATS restart does not take every
+//! service of the shop out of its load balancer at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -27,7 +31,18 @@ struct Inner {
     service: String,
     holds: AtomicUsize,
     draining: AtomicBool,
-    checks: std::sync::RwLock<Vec<(&'static str, CheckFn)>>,
+    checks: std::sync::RwLock<Vec<(&'static str, Need, CheckFn)>>,
+}
+
+/// Whether a failing check makes the replica unready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// The replica cannot do useful work without it.
+    Required,
+    /// Reported in `/readyz` (status `degraded`), but the replica still serves: the outbox
+    /// holds events while the bus is away, and a cache that only speeds things up is missed,
+    /// not needed. Taking every replica out of service for it would stop the whole shop at once.
+    Reported,
 }
 
 /// Keeps the service from counting as started until dropped.
@@ -73,8 +88,9 @@ impl Health {
         self.inner.draining.load(Ordering::SeqCst)
     }
 
-    /// Adds a dependency check run by every `/readyz`.
-    pub fn add_check<F, Fut>(&self, name: &'static str, check: F)
+    /// Adds a dependency check run by every `/readyz`; `need` says whether its failing makes
+    /// the replica unready.
+    pub fn add_check<F, Fut>(&self, name: &'static str, need: Need, check: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -84,11 +100,11 @@ impl Health {
             .checks
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .push((name, check));
+            .push((name, need, check));
     }
 
     /// Runs every check concurrently, each bounded by a short timeout.
-    pub async fn check(&self) -> Vec<(&'static str, bool)> {
+    pub async fn check(&self) -> Vec<(&'static str, Need, bool)> {
         let checks = self
             .inner
             .checks
@@ -96,7 +112,7 @@ impl Health {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         let service = self.inner.service.clone();
-        futures::future::join_all(checks.into_iter().map(|(name, check)| {
+        futures::future::join_all(checks.into_iter().map(|(name, need, check)| {
             let service = service.clone();
             async move {
                 let ok = match tokio::time::timeout(Duration::from_secs(2), check()).await {
@@ -115,7 +131,7 @@ impl Health {
                         false
                     }
                 };
-                (name, ok)
+                (name, need, ok)
             }
         }))
         .await
@@ -161,19 +177,75 @@ async fn readyz(State(health): State<Health>) -> Response {
             .into_response();
     }
     let results = health.check().await;
-    let ready = results.iter().all(|(_, ok)| *ok);
+    let ready = results
+        .iter()
+        .all(|(_, need, ok)| *ok || *need == Need::Reported);
+    let whole = results.iter().all(|(_, _, ok)| *ok);
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
-        .map(|(name, ok)| (name.to_owned(), json!(if ok { "ok" } else { "failing" })))
+        .map(|(name, _, ok)| (name.to_owned(), json!(if ok { "ok" } else { "failing" })))
         .collect();
-    let (code, status) = if ready {
-        (StatusCode::OK, "ready")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+    let (code, status) = match (ready, whole) {
+        (true, true) => (StatusCode::OK, "ready"),
+        (true, false) => (StatusCode::OK, "degraded"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
     };
     (
         code,
         axum::Json(json!({ "status": status, "checks": checks })),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    use super::{Health, Need};
+
+    async fn readyz(health: &Health) -> (u16, serde_json::Value) {
+        let response = health
+            .routes()
+            .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&body).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_reported_dependency_that_is_down_leaves_the_replica_ready_but_degraded() {
+        let health = Health::new("orders");
+        health.add_check("database", Need::Required, || async { Ok(()) });
+        health.add_check("bus", Need::Reported, || async {
+            anyhow::bail!("NATS is restarting")
+        });
+        let (status, body) = readyz(&health).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["status"], "degraded");
+        assert_eq!(body["checks"]["bus"], "failing");
+        assert_eq!(body["checks"]["database"], "ok");
+    }
+
+    #[tokio::test]
+    async fn a_required_dependency_that_is_down_makes_the_replica_unready() {
+        let health = Health::new("cart");
+        health.add_check("database", Need::Required, || async { Ok(()) });
+        health.add_check("cache", Need::Required, || async {
+            anyhow::bail!("Redis is restarting")
+        });
+        let (status, body) = readyz(&health).await;
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["status"], "not ready");
+        assert_eq!(body["checks"]["cache"], "failing");
+
+        let all_up = Health::new("cart");
+        all_up.add_check("cache", Need::Required, || async { Ok(()) });
+        assert_eq!(readyz(&all_up).await.1["status"], "ready");
+    }
 }

@@ -51,6 +51,10 @@ pub struct ServiceDescription {
     pub openapi: Option<fn() -> utoipa::openapi::OpenApi>,
     /// Demo data for an empty store, run when `NUBO_SEED_DEMO_DATA` is true.
     pub seed: Option<SeedFn>,
+    /// Whether the cache holds this service's data (the cart keeps carts there), so that a
+    /// replica cannot serve without it and is not ready while it is down. Everywhere else the
+    /// cache only speeds things up or counts limits, and its outage is reported, not fatal.
+    pub cache_holds_data: bool,
 }
 
 /// One durable subscription a service declares: what KEDA scales on and what manifests allow.

@@ -277,6 +277,7 @@ mod tests {
         build: |_| Box::pin(async { Ok(Parts::default()) }),
         openapi: None,
         seed: None,
+        cache_holds_data: false,
     };
 
     const SCALED: Deployment = Deployment {

@@ -26,6 +26,7 @@ pub static PROBE: ServiceDescription = ServiceDescription {
     },
     openapi: None,
     seed: None,
+    cache_holds_data: false,
 };
 
 #[derive(Serialize, Deserialize)]
