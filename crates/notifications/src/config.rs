@@ -13,9 +13,11 @@ use nubo_platform::config::{Env, Mode, Secret};
 pub const SMTP_URL: &str = "NUBO_NOTIFICATIONS_SMTP_URL";
 pub const FROM: &str = "NUBO_NOTIFICATIONS_FROM";
 pub const SEND_ATTEMPTS: &str = "NUBO_NOTIFICATIONS_SEND_ATTEMPTS";
+pub const SEND_CONCURRENCY: &str = "NUBO_NOTIFICATIONS_SEND_CONCURRENCY";
 
 pub const DEFAULT_FROM: &str = "nubo <shop@nubo.example>";
 pub const DEFAULT_SEND_ATTEMPTS: u32 = 8;
+pub const DEFAULT_SEND_CONCURRENCY: u32 = 16;
 
 /// How long one SMTP conversation may take. The claim lease of the mail outbox is longer, so a
 /// message is never taken over while its first sender may still be talking to the server.
@@ -43,11 +45,21 @@ impl Smtp {
         })
     }
 
-    /// A transport to the server; it connects when a message is sent.
-    pub fn transport(&self) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    /// A transport to the server that keeps up to `connections` SMTP sessions open and reuses
+    /// them; it connects when a message is sent.
+    pub fn transport(
+        &self,
+        connections: u32,
+    ) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
         let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(self.url.expose())
             .map_err(|e| anyhow::anyhow!("{SMTP_URL}: {e}"))?;
-        Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
+        let pool = lettre::transport::smtp::PoolConfig::new()
+            .max_size(connections)
+            .idle_timeout(Duration::from_secs(30));
+        Ok(builder
+            .timeout(Some(SMTP_TIMEOUT))
+            .pool_config(pool)
+            .build())
     }
 }
 
@@ -65,6 +77,8 @@ pub struct Config {
     pub from: Mailbox,
     /// Tries of one email before it is marked `failed`.
     pub send_attempts: u32,
+    /// Emails sent at once by one replica, each on its own SMTP session.
+    pub send_concurrency: u32,
 }
 
 impl Config {
@@ -96,11 +110,13 @@ impl Config {
             .optional::<Mailbox>(FROM)
             .unwrap_or_else(|| DEFAULT_FROM.parse().expect("the default From parses"));
         let send_attempts = env.in_range(SEND_ATTEMPTS, DEFAULT_SEND_ATTEMPTS, 1..=50);
+        let send_concurrency = env.in_range(SEND_CONCURRENCY, DEFAULT_SEND_CONCURRENCY, 1..=64);
         env.finish()?;
         Ok(Self {
             smtp,
             from,
             send_attempts,
+            send_concurrency,
         })
     }
 }
@@ -157,6 +173,8 @@ mod tests {
             (SEND_ATTEMPTS, "0"),
             (SEND_ATTEMPTS, "51"),
             (SEND_ATTEMPTS, "many"),
+            (SEND_CONCURRENCY, "0"),
+            (SEND_CONCURRENCY, "65"),
         ] {
             let error = Config::from_env(&vars(&[bad]), Mode::Embedded)
                 .unwrap_err()

@@ -27,7 +27,7 @@ use nubo_platform::events::consumer::Consumer;
 use nubo_platform::storage::Migrations;
 use nubo_platform::{Consumes, Context, Parts, ServiceDescription, Task, sqlx};
 
-use crate::config::{Config, DEFAULT_FROM, FROM, SEND_ATTEMPTS, SMTP_URL};
+use crate::config::{Config, DEFAULT_FROM, FROM, SEND_ATTEMPTS, SEND_CONCURRENCY, SMTP_URL};
 use crate::events::Writer;
 use crate::mail_outbox::Mailer;
 use crate::metrics::NotificationMetrics;
@@ -80,6 +80,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "SMTP attempts of one email (1 to 50, with doubling waits from 1 s up to 10 min) \
              before it is marked failed",
             "8",
+        ),
+        (
+            SEND_CONCURRENCY,
+            "emails one replica sends at once, each over its own reused SMTP session (1 to 64)",
+            "16",
         ),
     ],
     check_env: Some(|env, mode| Config::from_env(env, mode).map(|_| ())),

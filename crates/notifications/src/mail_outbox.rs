@@ -17,6 +17,7 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use nubo_platform::chrono::{DateTime, TimeDelta, Utc};
+use nubo_platform::futures::{StreamExt, stream};
 use nubo_platform::storage::Db;
 use nubo_platform::tokio;
 use nubo_platform::tokio_util::sync::CancellationToken;
@@ -28,8 +29,9 @@ use crate::store::{self, Claimed};
 
 /// How often the outbox looks for due emails when it found none.
 const POLL: Duration = Duration::from_millis(500);
-/// Emails claimed per look, one after the other.
-const BATCH: i64 = 16;
+/// Emails looked at per look; each is claimed right before it is sent, so one waiting for a
+/// free sender never holds a claim.
+const BATCH: i64 = 64;
 /// The longest one send may take, connection included.
 const SEND_DEADLINE: Duration = Duration::from_secs(45);
 /// How long a claim holds: longer than any send, so only a dead replica's claim runs out.
@@ -48,6 +50,8 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     max_attempts: i32,
+    /// Emails in flight at once.
+    concurrency: usize,
     metrics: NotificationMetrics,
 }
 
@@ -65,9 +69,10 @@ enum SendError {
 impl Mailer {
     pub fn new(smtp: &Smtp, config: &Config, metrics: NotificationMetrics) -> anyhow::Result<Self> {
         Ok(Self {
-            transport: smtp.transport()?,
+            transport: smtp.transport(config.send_concurrency)?,
             from: config.from.clone(),
             max_attempts: i32::try_from(config.send_attempts).unwrap_or(i32::MAX),
+            concurrency: config.send_concurrency as usize,
             metrics,
         })
     }
@@ -98,22 +103,35 @@ impl Mailer {
         }
     }
 
-    /// One look at the table: claims and sends what is due. Returns how many it looked at.
+    /// One look at the table: claims and sends what is due, up to `concurrency` at once.
+    /// Returns how many it looked at.
     async fn send_due(&self, db: &Db, token: &CancellationToken) -> anyhow::Result<i64> {
         let due = store::due(db, nubo_platform::clock::now(), BATCH).await?;
         let looked = due.len() as i64;
-        for id in due {
-            if token.is_cancelled() {
-                break;
+        let mut sends = stream::iter(due)
+            .map(|id| async move {
+                if token.is_cancelled() {
+                    return Ok(());
+                }
+                let now = nubo_platform::clock::now();
+                let Some(claimed) = store::claim(db, id, now, after(now, LEASE)).await? else {
+                    // Another replica took it first.
+                    return Ok(());
+                };
+                self.attempt(db, &claimed).await
+            })
+            .buffer_unordered(self.concurrency);
+        // Every started send finishes and is recorded before the first error is returned.
+        let mut first_error = None;
+        while let Some(result) = sends.next().await {
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
             }
-            let now = nubo_platform::clock::now();
-            let Some(claimed) = store::claim(db, id, now, after(now, LEASE)).await? else {
-                // Another replica took it first.
-                continue;
-            };
-            self.attempt(db, &claimed).await?;
         }
-        Ok(looked)
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(looked),
+        }
     }
 
     async fn attempt(&self, db: &Db, claimed: &Claimed) -> anyhow::Result<()> {
