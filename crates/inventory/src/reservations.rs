@@ -174,27 +174,15 @@ pub async fn release_held(
     reason: &Reason,
     now: DateTime<Utc>,
 ) -> Result<bool, ReservationError> {
-    if !store::mark_released(tx, id, reason.as_str(), now).await? {
-        return Ok(false);
-    }
-    let reservation = load_existing(tx, id).await?;
-    for line in &reservation.lines {
-        if !store::unhold(tx, &line.sku, line.quantity).await? {
-            return Err(anyhow::anyhow!(
-                "reservation {id} holds {} of {} but the stock row does not",
-                line.quantity,
-                line.sku
-            )
-            .into());
-        }
-    }
-    let event = StockReleased {
-        reservation_id: id,
-        lines: reservation.lines,
-        reason: reason.as_str().to_owned(),
-    };
-    ctx.publish(tx, &event).await?;
-    Ok(true)
+    give_back(
+        ctx,
+        tx,
+        id,
+        ReservationState::Held,
+        reason.as_str().to_owned(),
+        now,
+    )
+    .await
 }
 
 /// Returns `id`'s committed units to stock in `tx`, `StockReleased` (with the `returned:`
@@ -207,18 +195,36 @@ async fn return_committed(
     now: DateTime<Utc>,
 ) -> Result<bool, ReservationError> {
     let reason = format!("{RETURNED}{}", reason.as_str());
-    if !store::mark_returned(tx, id, &reason, now).await? {
+    give_back(ctx, tx, id, ReservationState::Committed, reason, now).await
+}
+
+/// Moves `id` from `from` to released in `tx` and puts its units back: held units are unheld,
+/// committed ones come back on hand. `StockReleased` goes into the outbox. False if it was not
+/// in `from`.
+async fn give_back(
+    ctx: &Context,
+    tx: &mut Tx,
+    id: Uuid,
+    from: ReservationState,
+    reason: String,
+    now: DateTime<Utc>,
+) -> Result<bool, ReservationError> {
+    if !store::mark_released(tx, id, from, &reason, now).await? {
         return Ok(false);
     }
     let reservation = load_existing(tx, id).await?;
     for line in &reservation.lines {
-        if !store::restock(tx, &line.sku, line.quantity).await? {
-            return Err(anyhow::anyhow!(
-                "reservation {id} committed {} of {}, which has no stock row",
-                line.quantity,
-                line.sku
-            )
-            .into());
+        let (sku, quantity) = (&line.sku, line.quantity);
+        let refused = match from {
+            ReservationState::Committed => (!store::restock(tx, sku, quantity).await?).then(|| {
+                format!("reservation {id} committed {quantity} of {sku}, which has no stock row")
+            }),
+            _ => (!store::unhold(tx, sku, quantity).await?).then(|| {
+                format!("reservation {id} holds {quantity} of {sku} but the stock row does not")
+            }),
+        };
+        if let Some(message) = refused {
+            return Err(anyhow::anyhow!(message).into());
         }
     }
     let event = StockReleased {

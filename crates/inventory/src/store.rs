@@ -185,35 +185,26 @@ pub async fn mark_committed(
     Ok(done == 1)
 }
 
-/// Moves a committed reservation to released, as a return (`reason` says so); false if it was
-/// not committed.
-pub async fn mark_returned(
-    tx: &mut Tx,
-    id: Uuid,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE reservations SET state = 'released', settled_at = $2, release_reason = $3 \
-               WHERE id = $1 AND state = 'committed'";
-    let done = with_tx!(tx, conn => sqlx::query(sql)
-        .bind(id)
-        .bind(now)
-        .bind(reason)
-        .execute(conn)
-        .await
-        .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
-}
-
-/// Moves a held reservation to released; false if it was not held.
+/// Moves a reservation in state `from` (held, or committed for a return) to released; false if
+/// it was not in that state.
 pub async fn mark_released(
     tx: &mut Tx,
     id: Uuid,
+    from: ReservationState,
     reason: &str,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
-    let sql = "UPDATE reservations SET state = 'released', settled_at = $2, release_reason = $3 \
-               WHERE id = $1 AND state = 'held'";
+    let sql = match from {
+        ReservationState::Held => {
+            "UPDATE reservations SET state = 'released', settled_at = $2, release_reason = $3 \
+             WHERE id = $1 AND state = 'held'"
+        }
+        ReservationState::Committed => {
+            "UPDATE reservations SET state = 'released', settled_at = $2, release_reason = $3 \
+             WHERE id = $1 AND state = 'committed'"
+        }
+        ReservationState::Released => return Ok(false),
+    };
     let done = with_tx!(tx, conn => sqlx::query(sql)
         .bind(id)
         .bind(now)
