@@ -3,6 +3,11 @@
 //! that crashed, once their lease ran out, or that stopped and gave its leases up), the backoff
 //! after a service did not answer, the payment deadline, the drain on stop, and [`Checkouts::wait`]
 //! for a request that waits on its order.
+//!
+//! The drain: a stopping replica's sagas stop at their next pause, except those still holding
+//! a card, which only this replica knows. They run on until the card is authorized (or refused),
+//! within the service's shutdown deadline, so that a stop does not cancel an order one call
+//! from being paid.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -28,8 +33,9 @@ const SWEEP_BATCH: i64 = 64;
 /// First and longest pause between attempts at a step whose service did not answer.
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// How long a stopping replica lets its running sagas reach a pause before it drops them.
-const DRAIN: Duration = Duration::from_secs(2);
+/// What a stopping replica keeps of its shutdown deadline for giving its leases up after the
+/// drain.
+const AFTER_DRAIN: Duration = Duration::from_secs(1);
 
 /// A saga to run now, with the span of the request that placed it (its trace goes on).
 pub struct Job {
@@ -106,7 +112,8 @@ impl Checkouts {
     }
 
     /// The background task: runs sagas placed here, resumes orphans, samples the gauges. On
-    /// stop it lets running sagas reach a pause, drops the rest, and gives its leases up.
+    /// stop it drains (see the module's comment), drops what is left when the deadline comes,
+    /// and gives its leases up.
     pub async fn run(self, mut jobs: mpsc::UnboundedReceiver<Job>, token: CancellationToken) {
         let mut running = JoinSet::new();
         let mut tasks: HashMap<tokio::task::Id, Uuid> = HashMap::new();
@@ -145,13 +152,33 @@ impl Checkouts {
                 }
             }
         }
-        let drained = tokio::time::timeout(DRAIN, async {
+        let holding = self.cards().len();
+        let drain = self
+            .inner
+            .ctx
+            .settings
+            .shutdown_timeout
+            .saturating_sub(AFTER_DRAIN);
+        let drained = tokio::time::timeout(drain, async {
             while running.join_next().await.is_some() {}
         })
         .await;
         if drained.is_err() {
+            let dropped = self.cards().len();
+            tracing::warn!(
+                sagas = running.len(),
+                cards = dropped,
+                "the stop's deadline came before every saga reached a pause; their orders resume elsewhere"
+            );
             running.abort_all();
             while running.join_next().await.is_some() {}
+        }
+        if holding > 0 {
+            tracing::info!(
+                cards = holding,
+                unauthorized = self.cards().len(),
+                "drained the checkouts that held a card"
+            );
         }
         match store::release_leases(&self.inner.ctx.db, self.inner.owner).await {
             Ok(n) if n > 0 => tracing::info!(sagas = n, "gave up the leases of unfinished sagas"),
@@ -199,12 +226,17 @@ impl Checkouts {
         }
     }
 
-    /// Runs one order's saga until it is final, another replica holds it, or the service stops.
+    /// Runs one order's saga until it is final, another replica holds it, or the service stops
+    /// (and the saga holds no card: then it goes on until the card is used).
     async fn drive(&self, order_id: Uuid, token: CancellationToken) {
         let mut backoff = BACKOFF_FIRST;
         // Read on the first pass and kept: an order's lines never change once placed.
         let mut lines = None;
-        while !token.is_cancelled() {
+        loop {
+            let stopping = token.is_cancelled();
+            if stopping && !self.cards().contains_key(&order_id) {
+                break;
+            }
             let pause = match self.pass(order_id, &mut lines).await {
                 Pass::Moved => {
                     backoff = BACKOFF_FIRST;
@@ -215,8 +247,9 @@ impl Checkouts {
                 Pass::Retry => backoff,
             };
             backoff = (backoff * 2).min(BACKOFF_MAX);
+            // A stop wakes the pause, to see whether this saga may stop there.
             tokio::select! {
-                _ = token.cancelled() => break,
+                _ = token.cancelled(), if !stopping => {}
                 _ = tokio::time::sleep(pause) => {}
             }
         }

@@ -12,6 +12,7 @@ both_modes!(
     a_checkout_waits_for_payments_to_come_back,
     a_checkout_is_cancelled_when_payments_stays_down,
     a_saga_cut_off_by_a_restart_of_orders_finishes,
+    a_stop_lets_an_authorization_in_flight_finish,
     a_crashed_replicas_saga_is_resumed_once_its_lease_runs_out,
     a_stopping_replica_gives_up_only_the_leases_of_unfinished_sagas,
 );
@@ -129,8 +130,8 @@ async fn a_saga_cut_off_by_a_restart_of_orders_finishes(mode: TestMode) {
     let mut shop = start_with(
         mode,
         &[
-            ("NUBO_PAYMENTS_PROVIDER_LATENCY_MS", "4000"),
-            ("NUBO_PAYMENTS_PROVIDER_TIMEOUT_MS", "10000"),
+            ("NUBO_PAYMENTS_PROVIDER_LATENCY_MS", "8000"),
+            ("NUBO_PAYMENTS_PROVIDER_TIMEOUT_MS", "15000"),
             ("NUBO_ORDERS_CHECKOUT_WAIT_MS", "1"),
         ],
     )
@@ -172,6 +173,48 @@ async fn a_saga_cut_off_by_a_restart_of_orders_finishes(mode: TestMode) {
         open == 0.0
     })
     .await;
+    shop.shutdown().await;
+}
+
+async fn a_stop_lets_an_authorization_in_flight_finish(mode: TestMode) {
+    // The card provider answers in 2.5 s; the stop's deadline is 5 s in tests. A stop once gave
+    // sagas 2 s, then dropped the card and the order with it.
+    let mut shop = start_with(
+        mode,
+        &[
+            ("NUBO_PAYMENTS_PROVIDER_LATENCY_MS", "2500"),
+            ("NUBO_PAYMENTS_PROVIDER_TIMEOUT_MS", "10000"),
+            ("NUBO_ORDERS_CHECKOUT_WAIT_MS", "1"),
+        ],
+    )
+    .await;
+    shop.product("TEA-HOJICHA", "Hojicha", 900, 2).await;
+    let gil = shop.customer("gil").await;
+    shop.add_to_cart(&gil, "TEA-HOJICHA", 1).await;
+    let order = json(shop.checkout(&gil, &key(), GOOD_CARD).await, 202).await;
+    let id = order["order_id"].as_str().unwrap().to_owned();
+    reaches(&shop, &gil, &id, "reserved").await;
+    shop.system.stop("orders").await.unwrap();
+
+    // The stopped replica saw the authorization through, and stopped at the next pause.
+    let db = shop.system.db("orders").await;
+    let order_id: nubo_platform::uuid::Uuid = id.parse().unwrap();
+    let state =
+        nubo_platform::with_db!(&db, pool => nubo_platform::sqlx::query_scalar::<_, String>(
+        "SELECT state FROM orders WHERE id = $1"
+    )
+    .bind(order_id)
+    .fetch_one(pool)
+    .await)
+        .unwrap();
+    db.close().await;
+    assert_eq!(state, "authorized");
+    assert_eq!(shop.payment(&id).await.unwrap()["state"], "authorized");
+
+    shop.system.restart("orders").await;
+    let order = shop.settled(&gil, &id).await;
+    assert_eq!(order["state"], "completed", "{order:#}");
+    assert_eq!(shop.available("TEA-HOJICHA").await, 1);
     shop.shutdown().await;
 }
 
