@@ -71,7 +71,7 @@ impl NotificationMetrics {
     /// An email was written for an event. Called just before the handler's transaction commits;
     /// a commit that then fails is retried and counted again, which errs on the side of one more.
     pub fn written(&self, kind: Kind, message: Uuid, event: Uuid) {
-        tracing::info!(%message, %event, kind = kind.as_str(), "email written");
+        tracing::info!(email_id = %message, %event, kind = kind.as_str(), "email written");
         self.messages
             .get_or_create(&KindLabels {
                 kind: kind.as_str(),
@@ -84,15 +84,15 @@ impl NotificationMetrics {
     pub fn delivery(&self, outcome: Delivery, message: Uuid, attempt: i32, error: Option<&str>) {
         let label = match outcome {
             Delivery::Sent => {
-                tracing::info!(%message, attempt, "email sent");
+                tracing::info!(email_id = %message, attempt, "email sent");
                 "sent"
             }
             Delivery::Retry => {
-                tracing::warn!(%message, attempt, error, "email not sent; will retry");
+                tracing::warn!(email_id = %message, attempt, error, "email not sent; will retry");
                 "retry"
             }
             Delivery::Failed => {
-                tracing::error!(%message, attempt, error, "email not sent; giving up");
+                tracing::error!(email_id = %message, attempt, error, "email not sent; giving up");
                 "failed"
             }
         };

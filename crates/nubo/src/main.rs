@@ -3,6 +3,7 @@
 //! databases; describes the services.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod distributed;
 mod embedded;
 mod loadgen;
@@ -73,6 +74,10 @@ enum Command {
     },
     /// Describe every service as JSON: port, events, calls, environment.
     Services,
+    /// Check the shop's invariants in every service's store (stock exact, one capture per paid
+    /// order, a refund for each cancelled one, one email per event, outboxes drained, no dead
+    /// letters) and name every record that breaks one; fails if any does.
+    Audit(audit::AuditArgs),
     /// Load a running shop with shoppers checking out through its gateway, then report
     /// throughput, latency and whether every unit sold is accounted for.
     Loadgen(loadgen::LoadArgs),
@@ -174,6 +179,7 @@ fn main() -> ExitCode {
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
             Command::Openapi { file, check } => openapi::run(SERVICES, &file, check),
             Command::Loadgen(args) => loadgen::run(args).await,
+            Command::Audit(args) => audit::run(args).await,
             Command::Certs { dir, services } => certs(&dir, &services),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);
