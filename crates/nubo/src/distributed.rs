@@ -1,8 +1,14 @@
 //! `nubo up --distributed`: every service as its own child process (`nubo serve <service>`)
 //! against the PostgreSQL, NATS and Redis named in the environment. A child that exits on its own
 //! is restarted with backoff; Ctrl-C or SIGTERM stops every child with SIGTERM and waits for it.
+//!
+//! A service may run several replicas (`--replicas orders=2`): each listens on a private port
+//! and the service's own port is a TCP balancer in front of them, as a Kubernetes Service is, so
+//! callers never know. Each service may have settings of its own (`--set payments:NAME=VALUE`).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -10,106 +16,360 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use nubo_platform::config::{self, Env, Mode, Settings};
 use nubo_platform::tls::authority::Authority;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::{SERVICES, UpArgs, ops_port_of, port_of, ports};
 
-pub async fn up(args: UpArgs) -> anyhow::Result<()> {
-    // Validate the shared settings here, so a bad variable is reported once, not by every child.
-    let mut env = Env::from_process();
-    let settings = Settings::read(&mut env, Mode::Distributed, args.port);
-    env.finish()?;
-    if settings.mode() != Mode::Distributed {
-        anyhow::bail!("NUBO_MODE is embedded: `nubo up --distributed` needs distributed mode");
+/// The most replicas one service may have.
+const MAX_REPLICAS: usize = 8;
+
+/// `SERVICE=N`: how many replicas of a service to run.
+#[derive(Clone, Debug)]
+pub struct Replicas(pub &'static str, pub usize);
+
+impl std::str::FromStr for Replicas {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, n) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}` is not SERVICE=N (e.g. orders=2)"))?;
+        let desc = known_service(name)?;
+        let n: usize = n
+            .parse()
+            .ok()
+            .filter(|n| (1..=MAX_REPLICAS).contains(n))
+            .ok_or_else(|| format!("`{n}` is not a replica count from 1 to {MAX_REPLICAS}"))?;
+        Ok(Self(desc.name, n))
     }
-    // Every service's port is free now, or nothing starts: a child that cannot bind its port
-    // would otherwise be restarted for ever, each time with the same error.
-    let ports = ports(args.port);
-    let last = ports.iter().map(|(_, port)| *port).max();
-    for (name, port) in &ports {
-        std::net::TcpListener::bind(("127.0.0.1", *port)).with_context(|| {
-            format!(
-                "{name}: cannot listen on 127.0.0.1:{port}; `nubo up` uses ports {} to {}, \
-                 choose another --port",
-                args.port,
-                last.unwrap_or(args.port)
-            )
+}
+
+/// `SERVICE:NAME=VALUE`: a setting for one service only.
+#[derive(Clone, Debug)]
+pub struct ServiceSetting(pub &'static str, pub String, pub String);
+
+impl std::str::FromStr for ServiceSetting {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, assignment) = s.split_once(':').ok_or_else(|| {
+            format!("`{s}` is not SERVICE:NAME=VALUE (e.g. payments:NUBO_PAYMENTS_PROVIDER_FAILURE_RATE=0.2)")
         })?;
-    }
-    let exe = std::env::current_exe().context("cannot find the nubo executable")?;
-    // Every service's identity, issued by a CA kept under the data directory (made on first
-    // use); each child is told where its own is.
-    let tls_root = args.data_dir.join("tls");
-    let authority = Authority::open(&tls_root)
-        .with_context(|| format!("cannot open the service CA in {}", tls_root.display()))?;
-    let mut shared: BTreeMap<String, String> = BTreeMap::new();
-    shared.insert(config::MODE.into(), "distributed".into());
-    for desc in SERVICES {
-        shared.insert(
-            config::url_variable(desc.name),
-            format!("https://127.0.0.1:{}", port_of(desc, args.port)),
-        );
-    }
-    if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
-        shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
-        // Demo stock: every product the catalog seeds arrives in inventory with some units.
-        if !args.no_seed && std::env::var_os("NUBO_INVENTORY_INITIAL_STOCK").is_none() {
-            shared.insert("NUBO_INVENTORY_INITIAL_STOCK".into(), "25".into());
+        let desc = known_service(name)?;
+        let (variable, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| format!("`{assignment}` is not NAME=VALUE"))?;
+        let own = desc.env.iter().any(|v| v.0 == variable);
+        let platform = config::PLATFORM_VARIABLES.iter().any(|v| v.0 == variable);
+        if !own && !platform {
+            return Err(format!(
+                "{variable} is not a setting of {} (`nubo services` lists each service's)",
+                desc.name
+            ));
         }
+        Ok(Self(desc.name, variable.to_owned(), value.to_owned()))
+    }
+}
+
+fn known_service(name: &str) -> Result<&'static nubo_platform::ServiceDescription, String> {
+    SERVICES
+        .iter()
+        .copied()
+        .find(|d| d.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SERVICES.iter().map(|d| d.name).collect();
+            format!(
+                "no service is called `{name}`; there are {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// One running process of a service.
+#[allow(
+    dead_code,
+    reason = "nubo chaos, next, signals replicas and reads their probes"
+)]
+#[derive(Clone, Debug)]
+pub struct Replica {
+    pub service: &'static str,
+    pub index: usize,
+    /// Its own port: probes and metrics answer here, whatever the balancer does.
+    pub port: u16,
+    pub ops_port: Option<u16>,
+    /// The process id while it runs.
+    pub pid: Arc<Mutex<Option<u32>>>,
+}
+
+#[allow(
+    dead_code,
+    reason = "nubo chaos, next, signals replicas and reads their probes"
+)]
+impl Replica {
+    /// Where its probes are (plain HTTP).
+    pub fn probes(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ops_port.unwrap_or(self.port))
     }
 
-    let token = CancellationToken::new();
-    tokio::spawn({
-        let token = token.clone();
-        async move {
-            nubo_platform::server::shutdown_signal().await;
-            token.cancel();
-        }
-    });
-    let mut supervisors = JoinSet::new();
-    for desc in SERVICES {
-        let mut vars = shared.clone();
-        vars.insert(
-            config::HTTP_ADDR.into(),
-            format!("127.0.0.1:{}", port_of(desc, args.port)),
-        );
-        if let Some(port) = ops_port_of(desc, args.port) {
-            vars.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
-        }
-        let identity = authority.ensure(desc.name, &settings.trust_domain)?;
-        vars.insert(config::TLS_DIR.into(), identity.display().to_string());
-        supervisors.spawn(supervise(
-            exe.clone(),
-            desc.name,
-            vars,
-            token.clone(),
-            settings.shutdown_timeout,
-        ));
+    pub fn name(&self) -> String {
+        format!("{}-{}", self.service, self.index)
     }
-    println!(
-        "nubo (distributed) is starting: http://127.0.0.1:{}/  Ctrl-C stops everything.",
-        args.port
-    );
-    while supervisors.join_next().await.is_some() {}
+
+    /// Sends `signal` to its process, if it runs; whether it did.
+    pub fn signal(&self, signal: Signal) -> bool {
+        let pid = *self.pid.lock().unwrap_or_else(|e| e.into_inner());
+        pid.and_then(|p| i32::try_from(p).ok())
+            .is_some_and(|p| kill(Pid::from_raw(p), signal).is_ok())
+    }
+}
+
+/// A running distributed shop: its replicas, and the settings each service's next start gets.
+#[allow(dead_code, reason = "nubo chaos, next, uses the replicas and settings")]
+pub struct Fleet {
+    pub replicas: Vec<Replica>,
+    /// Per service: what its processes are started with; a change applies at their next start.
+    pub vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
+    token: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+/// What a distributed shop is started with.
+pub struct Plan {
+    pub up: UpArgs,
+    pub replicas: Vec<Replicas>,
+    pub settings: Vec<ServiceSetting>,
+    /// Variables every child gets (on top of this process's environment).
+    pub shared: BTreeMap<String, String>,
+}
+
+pub async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let plan = Plan {
+        replicas: args.replicas.clone(),
+        settings: args.set.clone(),
+        up: args,
+        shared: BTreeMap::new(),
+    };
+    let port = plan.up.port;
+    let fleet = Fleet::start(plan).await?;
+    println!("nubo (distributed) is starting: http://127.0.0.1:{port}/  Ctrl-C stops everything.");
+    nubo_platform::server::shutdown_signal().await;
+    fleet.stop().await;
     Ok(())
 }
 
-/// Keeps one service running until `token` is cancelled.
+impl Fleet {
+    pub async fn start(plan: Plan) -> anyhow::Result<Self> {
+        let args = &plan.up;
+        // Validate the shared settings here, so a bad variable is reported once, not by every
+        // child.
+        let mut env = Env::from_process();
+        let settings = Settings::read(&mut env, Mode::Distributed, args.port);
+        env.finish()?;
+        if settings.mode() != Mode::Distributed {
+            anyhow::bail!("NUBO_MODE is embedded: `nubo up --distributed` needs distributed mode");
+        }
+        let count = |name: &str| {
+            plan.replicas
+                .iter()
+                .rev()
+                .find(|r| r.0 == name)
+                .map_or(1, |r| r.1)
+        };
+        // Every port is free now, or nothing starts: a child that cannot bind its port would
+        // otherwise be restarted for ever, each time with the same error.
+        let mut taken = ports(args.port);
+        let mut next_private = taken.iter().map(|(_, p)| *p).max().unwrap_or(args.port) + 1;
+        let mut private = || {
+            let port = next_private;
+            next_private += 1;
+            port
+        };
+        let mut replicas = Vec::new();
+        for desc in SERVICES {
+            let n = count(desc.name);
+            for index in 0..n {
+                let (port, ops_port) = if n == 1 {
+                    (port_of(desc, args.port), ops_port_of(desc, args.port))
+                } else {
+                    let port = private();
+                    taken.push((desc.name, port));
+                    let ops = ops_port_of(desc, args.port).map(|_| private());
+                    if let Some(ops) = ops {
+                        taken.push((desc.name, ops));
+                    }
+                    (port, ops)
+                };
+                replicas.push(Replica {
+                    service: desc.name,
+                    index,
+                    port,
+                    ops_port,
+                    pid: Arc::new(Mutex::new(None)),
+                });
+            }
+        }
+        let last = taken.iter().map(|(_, port)| *port).max();
+        for (name, port) in &taken {
+            std::net::TcpListener::bind(("127.0.0.1", *port)).with_context(|| {
+                format!(
+                    "{name}: cannot listen on 127.0.0.1:{port}; `nubo up` uses ports {} to {}, \
+                     choose another --port",
+                    args.port,
+                    last.unwrap_or(args.port)
+                )
+            })?;
+        }
+        let exe = std::env::current_exe().context("cannot find the nubo executable")?;
+        // Every service's identity, issued by a CA kept under the data directory (made on
+        // first use); each child is told where its own is.
+        let tls_root = args.data_dir.join("tls");
+        let authority = Authority::open(&tls_root)
+            .with_context(|| format!("cannot open the service CA in {}", tls_root.display()))?;
+        let mut shared = plan.shared.clone();
+        shared.insert(config::MODE.into(), "distributed".into());
+        for desc in SERVICES {
+            shared.insert(
+                config::url_variable(desc.name),
+                format!("https://127.0.0.1:{}", port_of(desc, args.port)),
+            );
+        }
+        if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
+            shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
+            // Demo stock: every product the catalog seeds arrives in inventory with some units.
+            if !args.no_seed && std::env::var_os("NUBO_INVENTORY_INITIAL_STOCK").is_none() {
+                shared.insert("NUBO_INVENTORY_INITIAL_STOCK".into(), "25".into());
+            }
+        }
+        let mut vars = BTreeMap::new();
+        for desc in SERVICES {
+            let mut own = shared.clone();
+            let identity = authority.ensure(desc.name, &settings.trust_domain)?;
+            own.insert(config::TLS_DIR.into(), identity.display().to_string());
+            for ServiceSetting(_, name, value) in plan.settings.iter().filter(|s| s.0 == desc.name)
+            {
+                own.insert(name.clone(), value.clone());
+            }
+            vars.insert(desc.name, own);
+        }
+        let vars = Arc::new(Mutex::new(vars));
+
+        let token = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        for desc in SERVICES.iter().filter(|d| count(d.name) > 1) {
+            let mine: Vec<&Replica> = replicas.iter().filter(|r| r.service == desc.name).collect();
+            let front = port_of(desc, args.port);
+            let backs = mine.iter().map(|r| r.port).collect();
+            tasks.spawn(balance(front, backs, token.clone()));
+            if let Some(front) = ops_port_of(desc, args.port) {
+                let backs = mine.iter().filter_map(|r| r.ops_port).collect();
+                tasks.spawn(balance(front, backs, token.clone()));
+            }
+        }
+        for replica in &replicas {
+            tasks.spawn(supervise(
+                exe.clone(),
+                replica.clone(),
+                vars.clone(),
+                token.clone(),
+                settings.shutdown_timeout,
+            ));
+        }
+        Ok(Self {
+            replicas,
+            vars,
+            token,
+            tasks,
+        })
+    }
+
+    /// Stops every replica (SIGTERM, then SIGKILL after its grace period) and waits.
+    pub async fn stop(mut self) {
+        self.token.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    #[allow(dead_code, reason = "nubo chaos, next, changes payments' settings")]
+    /// Sets `name` for `service`'s next starts (or removes it, with `None`).
+    pub fn set(&self, service: &str, name: &str, value: Option<&str>) {
+        let mut vars = self.vars.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(own) = vars.get_mut(service) {
+            match value {
+                Some(v) => own.insert(name.to_owned(), v.to_owned()),
+                None => own.remove(name),
+            };
+        }
+    }
+}
+
+/// Accepts on `front` and passes each connection to the next back end that takes it, as
+/// kube-proxy does for a Service: TCP only, so TLS stays end to end.
+async fn balance(front: u16, backs: Vec<u16>, token: CancellationToken) {
+    let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], front))).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("nubo: cannot listen on 127.0.0.1:{front}: {e}");
+            return;
+        }
+    };
+    let mut next = 0usize;
+    let mut connections = JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = token.cancelled() => break,
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let Ok((mut down, _)) = accepted else {
+            continue;
+        };
+        next = next.wrapping_add(1);
+        let order: Vec<u16> = (0..backs.len())
+            .map(|i| backs[(next + i) % backs.len()])
+            .collect();
+        connections.spawn(async move {
+            for port in order {
+                if let Ok(mut up) = TcpStream::connect(("127.0.0.1", port)).await {
+                    let _ = up.set_nodelay(true);
+                    let _ = down.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
+                    return;
+                }
+            }
+        });
+    }
+    connections.abort_all();
+}
+
+/// Keeps one replica running until `token` is cancelled, started with its service's current
+/// settings each time.
 async fn supervise(
     exe: std::path::PathBuf,
-    name: &'static str,
-    vars: BTreeMap<String, String>,
+    replica: Replica,
+    vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
     token: CancellationToken,
     grace: Duration,
 ) {
+    let name = replica.name();
     let mut backoff = Duration::from_millis(500);
     loop {
+        let mut own = vars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(replica.service)
+            .cloned()
+            .unwrap_or_default();
+        own.insert(
+            config::HTTP_ADDR.into(),
+            format!("127.0.0.1:{}", replica.port),
+        );
+        if let Some(port) = replica.ops_port {
+            own.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
+        }
         let spawned = Command::new(&exe)
             .arg("serve")
-            .arg(name)
-            .envs(&vars)
+            .arg(replica.service)
+            .envs(&own)
             .kill_on_drop(true)
             .spawn();
         let mut child = match spawned {
@@ -119,9 +379,11 @@ async fn supervise(
                 return;
             }
         };
+        *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = child.id();
         let started = Instant::now();
         tokio::select! {
             status = child.wait() => {
+                *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 // Ran a good while: a fresh crash, not a crash loop; start the backoff again.
                 if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(500);
@@ -135,7 +397,8 @@ async fn supervise(
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
             _ = token.cancelled() => {
-                stop(name, &mut child, grace).await;
+                stop(&name, &mut child, grace).await;
+                *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 return;
             }
         }

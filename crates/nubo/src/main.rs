@@ -118,6 +118,14 @@ pub struct UpArgs {
     /// Do not seed demo data into empty stores.
     #[arg(long)]
     pub no_seed: bool,
+    /// With --distributed: run N replicas of SERVICE behind a balancer on its port
+    /// (e.g. orders=2); repeatable.
+    #[arg(long, value_name = "SERVICE=N", requires = "distributed")]
+    pub replicas: Vec<distributed::Replicas>,
+    /// With --distributed: give one service a setting of its own
+    /// (e.g. payments:NUBO_PAYMENTS_PROVIDER_FAILURE_RATE=0.2); repeatable.
+    #[arg(long, value_name = "SERVICE:NAME=VALUE", requires = "distributed")]
+    pub set: Vec<distributed::ServiceSetting>,
 }
 
 fn service_names() -> clap::builder::PossibleValuesParser {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::sqlite::SqliteConnectOptions;
@@ -12,86 +12,6 @@ use sqlx::{ConnectOptions as _, Connection as _};
 
 mod support;
 use support::*;
-
-const GOOD_CARD: &str = "4242424242424242";
-const DECLINED_CARD: &str = "4000000000000002";
-
-struct Shop {
-    http: reqwest::blocking::Client,
-    base: String,
-}
-
-impl Shop {
-    fn api(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    /// Logs in, retrying while the shop is still starting.
-    fn log_in(&self, email: &str, password: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let answer = self
-                .http
-                .post(self.api("/identity/login"))
-                .json(&json!({ "email": email, "password": password }))
-                .send();
-            if let Ok(r) = answer
-                && r.status() == 200
-            {
-                let body: Value = r.json().unwrap();
-                return body["access_token"].as_str().unwrap().to_owned();
-            }
-            assert!(Instant::now() < deadline, "cannot log in as {email}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
-
-    /// Buys one unit of `sku` and waits until the order is `completed` or `cancelled`.
-    fn buy(&self, token: &str, sku: &str, card: &str) -> Value {
-        let added = self
-            .http
-            .post(self.api("/cart/lines"))
-            .bearer_auth(token)
-            .json(&json!({ "sku": sku, "quantity": 1 }))
-            .send()
-            .unwrap();
-        assert!(added.status().is_success(), "{}", added.text().unwrap());
-        let card = json!({ "number": card, "expiry_month": 12, "expiry_year": 2035, "cvc": "123" });
-        let answer = self
-            .http
-            .post(self.api("/checkout"))
-            .bearer_auth(token)
-            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
-            .json(&json!({ "card": card }))
-            .send()
-            .unwrap();
-        assert!(answer.status().is_success(), "{}", answer.text().unwrap());
-        let order: Value = answer.json().unwrap();
-        self.settled(token, order["order_id"].as_str().unwrap())
-    }
-
-    fn settled(&self, token: &str, id: &str) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let order: Value = self
-                .http
-                .get(self.api(&format!("/orders/{id}")))
-                .bearer_auth(token)
-                .send()
-                .unwrap()
-                .json()
-                .unwrap();
-            if order["state"] == "completed" || order["state"] == "cancelled" {
-                return order;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "order {id} never settled: {order}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
 
 fn audit(data: &Path, json: bool) -> (bool, String, String) {
     let mut command = nubo();
@@ -154,10 +74,7 @@ fn nubo_audit_passes_a_sound_shop_and_names_every_broken_record() {
             .unwrap(),
     );
     wait_ready(&gateway_ops(port), &mut child);
-    let shop = Shop {
-        http: reqwest::blocking::Client::new(),
-        base: format!("http://127.0.0.1:{port}"),
-    };
+    let shop = Shop::on(port);
     let customer = shop.log_in("customer@nubo.example", "nubo-customer-demo");
     let admin = shop.log_in("admin@nubo.example", "nubo-admin-demo");
     let page: Value = shop

@@ -490,3 +490,117 @@ fn nubo_up_distributed_restarts_a_crashed_service_and_stops_everything_on_sigter
         );
     }
 }
+
+#[test]
+fn replicas_and_settings_per_service_are_checked_before_anything_starts() {
+    let refused = [
+        (vec!["--replicas", "nope=2"], "no service is called `nope`"),
+        (
+            vec!["--replicas", "orders=0"],
+            "not a replica count from 1 to 8",
+        ),
+        (vec!["--replicas", "orders"], "is not SERVICE=N"),
+        (
+            vec!["--set", "payments:NUBO_CART_IDLE_TTL_SECS=5"],
+            "NUBO_CART_IDLE_TTL_SECS is not a setting of payments",
+        ),
+        (vec!["--set", "payments=1"], "is not SERVICE:NAME=VALUE"),
+    ];
+    for (args, message) in refused {
+        let mut command = nubo();
+        command.args(["up", "--distributed"]).args(&args);
+        let out = run_to_end(command);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    // Replicas are processes of a distributed shop; the embedded one has none.
+    let mut command = nubo();
+    command.args(["up", "--replicas", "orders=2"]);
+    let out = run_to_end(command);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--distributed"),
+        "{out:?}"
+    );
+}
+
+#[test]
+#[ignore = "needs PostgreSQL, NATS and Redis: run by .ci/run"]
+fn nubo_up_distributed_balances_replicas_and_gives_one_service_its_own_settings() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let database_url = runtime.block_on(nubo_platform::testing::fresh_postgres_database());
+    let mail = runtime.block_on(nubo_notifications::testing::MailServer::start());
+    let port = up_ports();
+    // Extra replicas take ports above the shop's; a block free now for both.
+    let port = (port..port + 2000)
+        .step_by(40)
+        .find(|p| (*p..*p + 40).all(|q| std::net::TcpListener::bind(("127.0.0.1", q)).is_ok()))
+        .unwrap();
+    let mut parent = Running(
+        nubo()
+            .args(["up", "--distributed", "--port", &port.to_string()])
+            .args(["--replicas", "orders=2"])
+            // The card provider fails every call, in payments only.
+            .args(["--set", "payments:NUBO_PAYMENTS_PROVIDER_FAILURE_RATE=1"])
+            .env("NUBO_DATABASE_URL", &database_url)
+            .env("NUBO_NOTIFICATIONS_SMTP_URL", mail.url())
+            .env("NUBO_NATS_URL", nubo_platform::testing::nats_url())
+            .env("NUBO_REDIS_URL", nubo_platform::testing::redis_url())
+            .env("NUBO_NAMESPACE", format!("rep{}", std::process::id()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_ready(&gateway_ops(port), &mut parent);
+    let orders: Vec<u32> = children_of(parent.id())
+        .into_iter()
+        .filter(|pid| command_line(*pid).contains("serve orders"))
+        .collect();
+    assert_eq!(orders.len(), 2, "two orders processes");
+    // The orders port answers for both.
+    wait_ready(&format!("http://127.0.0.1:{}", port + 5), &mut parent);
+
+    let shop = Shop::on(port);
+    let customer = shop.log_in("customer@nubo.example", "nubo-customer-demo");
+    let page: Value = shop
+        .http
+        .get(shop.api("/products?per_page=1"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let sku = page["items"][0]["sku"].as_str().unwrap().to_owned();
+    // payments, and only payments, finds its provider down: the saga waits on it.
+    let waits_on_payments = |order: &Value| {
+        let id = order["order_id"].as_str().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let order = shop.order(&customer, id);
+            let steps = order["steps"].as_array().unwrap();
+            if steps
+                .iter()
+                .any(|s| s["step"] == "authorize_payment" && s["outcome"] == "retrying")
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{order}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    waits_on_payments(&shop.place(&customer, &sku, GOOD_CARD));
+    // One orders replica dies; checkouts go on through the other.
+    kill(Pid::from_raw(orders[0] as i32), Signal::SIGKILL).unwrap();
+    for _ in 0..3 {
+        waits_on_payments(&shop.place(&customer, &sku, GOOD_CARD));
+    }
+    let children = children_of(parent.id());
+    assert!(terminate(&mut parent).success());
+    for pid in children {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "child {pid} outlived nubo"
+        );
+    }
+}

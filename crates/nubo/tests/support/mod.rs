@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 pub fn nubo() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_nubo"));
@@ -153,4 +153,100 @@ pub fn terminate(child: &mut Child) -> std::process::ExitStatus {
     }
     let _ = child.kill();
     panic!("nubo did not stop within 30 s of SIGTERM");
+}
+
+pub const GOOD_CARD: &str = "4242424242424242";
+pub const DECLINED_CARD: &str = "4000000000000002";
+
+pub struct Shop {
+    pub http: reqwest::blocking::Client,
+    pub base: String,
+}
+
+impl Shop {
+    /// The shop whose gateway is on `port`.
+    pub fn on(port: u16) -> Self {
+        Self {
+            http: reqwest::blocking::Client::new(),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{path}", self.base)
+    }
+
+    /// Logs in, retrying while the shop is still starting.
+    pub fn log_in(&self, email: &str, password: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self
+                .http
+                .post(self.api("/identity/login"))
+                .json(&json!({ "email": email, "password": password }))
+                .send();
+            if let Ok(r) = answer
+                && r.status() == 200
+            {
+                let body: Value = r.json().unwrap();
+                return body["access_token"].as_str().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "cannot log in as {email}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Buys one unit of `sku` and waits until the order is `completed` or `cancelled`.
+    pub fn buy(&self, token: &str, sku: &str, card: &str) -> Value {
+        let order = self.place(token, sku, card);
+        self.settled(token, order["order_id"].as_str().unwrap())
+    }
+
+    /// Puts one unit of `sku` in the cart and checks out: the order as the checkout answered.
+    pub fn place(&self, token: &str, sku: &str, card: &str) -> Value {
+        let added = self
+            .http
+            .post(self.api("/cart/lines"))
+            .bearer_auth(token)
+            .json(&json!({ "sku": sku, "quantity": 1 }))
+            .send()
+            .unwrap();
+        assert!(added.status().is_success(), "{}", added.text().unwrap());
+        let card = json!({ "number": card, "expiry_month": 12, "expiry_year": 2035, "cvc": "123" });
+        let answer = self
+            .http
+            .post(self.api("/checkout"))
+            .bearer_auth(token)
+            .header("idempotency-key", uuid::Uuid::new_v4().to_string())
+            .json(&json!({ "card": card }))
+            .send()
+            .unwrap();
+        assert!(answer.status().is_success(), "{}", answer.text().unwrap());
+        answer.json().unwrap()
+    }
+
+    pub fn order(&self, token: &str, id: &str) -> Value {
+        self.http
+            .get(self.api(&format!("/orders/{id}")))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
+
+    pub fn settled(&self, token: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let order = self.order(token, id);
+            if order["state"] == "completed" || order["state"] == "cancelled" {
+                return order;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "order {id} never settled: {order}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }
