@@ -8,6 +8,8 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -125,7 +127,6 @@ impl Replica {
 }
 
 /// A running distributed shop: its replicas, and the settings each service's next start gets.
-#[allow(dead_code, reason = "nubo chaos, next, uses the replicas and settings")]
 pub struct Fleet {
     pub replicas: Vec<Replica>,
     /// Per service: what its processes are started with; a change applies at their next start.
@@ -141,6 +142,8 @@ pub struct Plan {
     pub settings: Vec<ServiceSetting>,
     /// Variables every child gets (on top of this process's environment).
     pub shared: BTreeMap<String, String>,
+    /// Where each replica's output goes (`<dir>/<service>-<n>.log`) instead of this terminal.
+    pub logs: Option<PathBuf>,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -149,6 +152,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         settings: args.set.clone(),
         up: args,
         shared: BTreeMap::new(),
+        logs: None,
     };
     let port = plan.up.port;
     let fleet = Fleet::start(plan).await?;
@@ -163,7 +167,7 @@ impl Fleet {
         let args = &plan.up;
         // Validate the shared settings here, so a bad variable is reported once, not by every
         // child.
-        let mut env = Env::from_process();
+        let mut env = Env::from_pairs(std::env::vars().chain(plan.shared.clone()));
         let settings = Settings::read(&mut env, Mode::Distributed, args.port);
         env.finish()?;
         if settings.mode() != Mode::Distributed {
@@ -271,6 +275,7 @@ impl Fleet {
                 exe.clone(),
                 replica.clone(),
                 vars.clone(),
+                plan.logs.clone(),
                 token.clone(),
                 settings.shutdown_timeout,
             ));
@@ -289,7 +294,6 @@ impl Fleet {
         while self.tasks.join_next().await.is_some() {}
     }
 
-    #[allow(dead_code, reason = "nubo chaos, next, changes payments' settings")]
     /// Sets `name` for `service`'s next starts (or removes it, with `None`).
     pub fn set(&self, service: &str, name: &str, value: Option<&str>) {
         let mut vars = self.vars.lock().unwrap_or_else(|e| e.into_inner());
@@ -347,10 +351,24 @@ async fn supervise(
     exe: std::path::PathBuf,
     replica: Replica,
     vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
+    logs: Option<PathBuf>,
     token: CancellationToken,
     grace: Duration,
 ) {
     let name = replica.name();
+    let output = || -> (Stdio, Stdio) {
+        let file = logs.as_ref().and_then(|dir| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(format!("{name}.log")))
+                .ok()
+        });
+        match file.and_then(|f| Some((f.try_clone().ok()?, f))) {
+            Some((out, err)) => (out.into(), err.into()),
+            None => (Stdio::inherit(), Stdio::inherit()),
+        }
+    };
     let mut backoff = Duration::from_millis(500);
     loop {
         let mut own = vars
@@ -366,10 +384,13 @@ async fn supervise(
         if let Some(port) = replica.ops_port {
             own.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
         }
+        let (stdout, stderr) = output();
         let spawned = Command::new(&exe)
             .arg("serve")
             .arg(replica.service)
             .envs(&own)
+            .stdout(stdout)
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn();
         let mut child = match spawned {
@@ -384,8 +405,10 @@ async fn supervise(
         tokio::select! {
             status = child.wait() => {
                 *replica.pid.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                // Ran a good while: a fresh crash, not a crash loop; start the backoff again.
-                if started.elapsed() > Duration::from_secs(30) {
+                // Ran a good while, or stopped cleanly when asked (a restart to take up new
+                // settings): not a crash loop; start the backoff again.
+                let clean = status.as_ref().is_ok_and(|s| s.success());
+                if clean || started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(500);
                 }
                 let status = status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string());
@@ -394,7 +417,9 @@ async fn supervise(
                     _ = token.cancelled() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                if !clean {
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
             }
             _ = token.cancelled() => {
                 stop(&name, &mut child, grace).await;

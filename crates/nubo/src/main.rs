@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod chaos;
 mod distributed;
 mod embedded;
 mod loadgen;
@@ -78,6 +79,10 @@ enum Command {
     /// order, a refund for each cancelled one, one email per event, outboxes drained, no dead
     /// letters) and name every record that breaks one; fails if any does.
     Audit(audit::AuditArgs),
+    /// Run the shop distributed on servers of its own, load it, inject faults on a seeded
+    /// schedule (crashes, stops, server restarts, a failing card provider, operators' cancels),
+    /// then audit every store; fails if any invariant broke.
+    Chaos(chaos::ChaosArgs),
     /// Load a running shop with shoppers checking out through its gateway, then report
     /// throughput, latency and whether every unit sold is accounted for.
     Loadgen(loadgen::LoadArgs),
@@ -188,6 +193,7 @@ fn main() -> ExitCode {
             Command::Openapi { file, check } => openapi::run(SERVICES, &file, check),
             Command::Loadgen(args) => loadgen::run(args).await,
             Command::Audit(args) => audit::run(args).await,
+            Command::Chaos(args) => chaos::run(args).await,
             Command::Certs { dir, services } => certs(&dir, &services),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);

@@ -36,6 +36,10 @@ pub struct Audit {
     pub orders_by_state: BTreeMap<String, usize>,
     /// Orders that changed within the grace period: not judged this time.
     pub not_judged: usize,
+    /// Cancelled orders whose money had been captured, and was refunded.
+    pub refunded: usize,
+    /// Cancelled orders whose card had been authorized, and the hold voided.
+    pub voided: usize,
     pub verdicts: Vec<Verdict>,
 }
 
@@ -75,11 +79,18 @@ pub fn audit(facts: &Facts, grace: TimeDelta) -> Audit {
         outboxes_drained(facts, cutoff),
         no_dead_letters(facts),
     ];
+    let voided = facts
+        .payments
+        .iter()
+        .filter(|p| p.state == "voided")
+        .count();
     Audit {
         at: facts.now,
         grace_secs: grace.num_seconds(),
         orders_by_state,
         not_judged: facts.orders.len() - judged.len(),
+        refunded: facts.orders.iter().filter(|o| o.refunded).count(),
+        voided,
         verdicts,
     }
 }

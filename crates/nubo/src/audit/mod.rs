@@ -53,35 +53,55 @@ pub async fn run(args: AuditArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Reads every store and judges it.
-pub async fn audit(args: &AuditArgs) -> anyhow::Result<Audit> {
+/// Where the stores are.
+pub enum Source {
+    /// The SQLite files of an embedded shop.
+    Embedded(PathBuf),
+    /// The PostgreSQL of a distributed shop (a schema per service).
+    Postgres(String),
+}
+
+impl AuditArgs {
+    fn source(&self) -> anyhow::Result<Source> {
+        if self.distributed {
+            let url = std::env::var(DATABASE_URL)
+                .with_context(|| format!("{DATABASE_URL} is required with --distributed"))?;
+            Ok(Source::Postgres(url))
+        } else {
+            Ok(Source::Embedded(self.data_dir.clone()))
+        }
+    }
+}
+
+async fn audit(args: &AuditArgs) -> anyhow::Result<Audit> {
+    audit_of(&args.source()?, args.grace).await
+}
+
+/// Reads every store and judges it; orders changed in the last `grace` seconds are not judged.
+pub async fn audit_of(source: &Source, grace: u32) -> anyhow::Result<Audit> {
     let mut facts = Facts {
         now: Utc::now(),
         ..Facts::default()
     };
     for desc in crate::SERVICES.iter().filter(|d| has_store(d)) {
-        let db = open(desc, args).await?;
+        let db = open(desc, source).await?;
         let read = read(desc, &db, &mut facts).await;
         db.close().await;
         read.with_context(|| format!("cannot read {}'s store", desc.name))?;
     }
-    Ok(checks::audit(
-        &facts,
-        TimeDelta::seconds(i64::from(args.grace)),
-    ))
+    Ok(checks::audit(&facts, TimeDelta::seconds(i64::from(grace))))
 }
 
 fn has_store(desc: &ServiceDescription) -> bool {
     desc.migrations.sqlite.iter().next().is_some()
 }
 
-async fn open(desc: &ServiceDescription, args: &AuditArgs) -> anyhow::Result<Db> {
-    if args.distributed {
-        let url = std::env::var(DATABASE_URL)
-            .with_context(|| format!("{DATABASE_URL} is required with --distributed"))?;
-        return Db::connect_postgres(&url, desc.name, 1);
-    }
-    let file = args.data_dir.join(format!("{}.db", desc.name));
+async fn open(desc: &ServiceDescription, source: &Source) -> anyhow::Result<Db> {
+    let data_dir = match source {
+        Source::Postgres(url) => return Db::connect_postgres(url, desc.name, 1),
+        Source::Embedded(dir) => dir,
+    };
+    let file = data_dir.join(format!("{}.db", desc.name));
     if !file.exists() {
         anyhow::bail!(
             "{} has no store at {}: is --data-dir where the shop ran (nubo up --data-dir)?",
@@ -89,7 +109,7 @@ async fn open(desc: &ServiceDescription, args: &AuditArgs) -> anyhow::Result<Db>
             file.display()
         );
     }
-    Db::open_sqlite(&args.data_dir, desc.name, 1).await
+    Db::open_sqlite(data_dir, desc.name, 1).await
 }
 
 async fn read(
@@ -114,18 +134,22 @@ const LISTED: usize = 20;
 
 /// The report for a terminal: what was looked at, one line per invariant, then each breach.
 fn report(audit: &Audit, args: &AuditArgs) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
     let source = if args.distributed {
         format!("the PostgreSQL of {DATABASE_URL}")
     } else {
         format!("the SQLite files in {}", args.data_dir.display())
     };
-    let _ = writeln!(
-        out,
-        "nubo audit of {source}, at {}",
-        audit.at.format("%Y-%m-%d %H:%M:%S UTC")
-    );
+    format!(
+        "nubo audit of {source}, at {}\n{}",
+        audit.at.format("%Y-%m-%d %H:%M:%S UTC"),
+        table(audit)
+    )
+}
+
+/// The orders' summary, one line per invariant, then each breach.
+pub fn table(audit: &Audit) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
     let total: usize = audit.orders_by_state.values().sum();
     let states: Vec<String> = audit
         .orders_by_state
