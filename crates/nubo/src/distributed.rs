@@ -238,12 +238,13 @@ impl Fleet {
                 format!("https://127.0.0.1:{}", port_of(desc, args.port)),
             );
         }
-        if std::env::var_os(config::SEED_DEMO_DATA).is_none() {
-            shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
+        let given = |name: &str| std::env::var_os(name).is_some() || shared.contains_key(name);
+        if !given(config::SEED_DEMO_DATA) {
             // Demo stock: every product the catalog seeds arrives in inventory with some units.
-            if !args.no_seed && std::env::var_os("NUBO_INVENTORY_INITIAL_STOCK").is_none() {
+            if !args.no_seed && !given("NUBO_INVENTORY_INITIAL_STOCK") {
                 shared.insert("NUBO_INVENTORY_INITIAL_STOCK".into(), "25".into());
             }
+            shared.insert(config::SEED_DEMO_DATA.into(), (!args.no_seed).to_string());
         }
         let mut vars = BTreeMap::new();
         for desc in SERVICES {

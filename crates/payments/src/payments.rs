@@ -74,10 +74,9 @@ pub async fn authorize_payment(
             Some(p) => {
                 // A pending row nobody has touched for well past the deadline was left by an
                 // authorizer that crashed: this call takes it over.
-                let stale = TimeDelta::from_std(provider.deadline * 2 + Duration::from_secs(5))
-                    .map_err(anyhow::Error::from)?;
-                if p.updated_at < now - stale
-                    && store::take_over_pending(&ctx.db, request.id, now - stale, now).await?
+                let stale_before = now - stale(provider)?;
+                if p.updated_at < stale_before
+                    && store::take_over_pending(&ctx.db, request.id, stale_before, now).await?
                 {
                     break;
                 }
@@ -113,6 +112,43 @@ pub async fn authorize_payment(
         .await?
         .ok_or_else(|| anyhow::anyhow!("payment {} vanished after authorizing", request.id))?;
     Ok((payment, true))
+}
+
+/// How long a pending payment goes untouched before its authorizer is taken to be gone: well
+/// past the provider's deadline, which bounds every call to it.
+fn stale(provider: &Provider) -> Result<TimeDelta, PaymentError> {
+    Ok(
+        TimeDelta::from_std(provider.deadline * 2 + Duration::from_secs(5))
+            .map_err(anyhow::Error::from)?,
+    )
+}
+
+/// Voids a payment whose authorizer died mid-call (a crash, a lost database): nobody will
+/// settle it, and the checkout it belongs to is being undone. The provider is asked to void
+/// first, so whatever the lost call did at the provider is cancelled; then the row moves,
+/// unless an authorization retry took the payment over meanwhile.
+async fn void_abandoned(
+    ctx: &Context,
+    provider: &Provider,
+    payment: Payment,
+) -> Result<Payment, PaymentError> {
+    let id = payment.payment_id;
+    let stale_before = nubo_platform::clock::now() - stale(provider)?;
+    if payment.updated_at >= stale_before {
+        return Err(PaymentError::InProgress(id));
+    }
+    provider.void(id).await?;
+    let now = nubo_platform::clock::now();
+    if store::void_stale_pending(&ctx.db, id, stale_before, now).await? {
+        tracing::info!(payment_id = %id, "voided a payment its authorizer left pending");
+    }
+    let now_stored = store::get(&ctx.db, id)
+        .await?
+        .ok_or(PaymentError::NotFound)?;
+    match now_stored.state {
+        PaymentState::Voided => Ok(now_stored),
+        state => Err(Step::Void.refusal(id, state)),
+    }
 }
 
 /// A step after authorization.
@@ -176,6 +212,9 @@ pub async fn take_step(
         .ok_or(PaymentError::NotFound)?;
     if payment.state == step.to() {
         return Ok(payment);
+    }
+    if step == Step::Void && payment.state == PaymentState::Pending {
+        return void_abandoned(ctx, provider, payment).await;
     }
     if payment.state != step.from() {
         return Err(step.refusal(id, payment.state));

@@ -86,6 +86,26 @@ pub async fn take_over_pending(
     Ok(done == 1)
 }
 
+/// Voids a pending payment nobody has touched since `stale_before` (its authorizer is gone),
+/// unless an authorization retry took it over meanwhile.
+pub async fn void_stale_pending(
+    db: &Db,
+    id: Uuid,
+    stale_before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    let sql = "UPDATE payments SET state = 'voided', updated_at = $3 \
+               WHERE id = $1 AND state = 'pending' AND updated_at < $2";
+    let done = with_db!(db, pool => sqlx::query(sql)
+        .bind(id)
+        .bind(stale_before)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
 /// Settles a pending payment with the provider's answer.
 pub async fn settle_pending(
     db: &Db,

@@ -235,7 +235,18 @@ pub async fn shopper(
         }
         match settled {
             Some(state) if state == "completed" => count(&|t| t.completed += 1),
-            Some(_) => count(&|t| t.cancelled += 1),
+            Some(_) => {
+                count(&|t| t.cancelled += 1);
+                // A cancelled checkout leaves the cart as it was; this shopper starts afresh.
+                if let Some(bearer) = &token {
+                    let _ = shop
+                        .http
+                        .delete(shop.api("/cart"))
+                        .bearer_auth(bearer)
+                        .send()
+                        .await;
+                }
+            }
             None => count(&|t| t.unsettled += 1),
         }
     }

@@ -1,5 +1,5 @@
 //! The servers nubo stands on, as manifests: PostgreSQL (a CloudNativePG `Cluster`), NATS with
-//! JetStream (three clustered replicas), Redis (a cache, nothing persisted), and the KEDA scalers
+//! JetStream (three clustered replicas), Redis (carts and cache entries, append-only on a volume), and the KEDA scalers
 //! of services that scale on their consumers' lag.
 
 use nubo_platform::ServiceDescription;
@@ -167,8 +167,10 @@ pub fn nats() -> Vec<Value> {
     ]
 }
 
-/// Redis as a cache: bounded memory, least-recently-used eviction, nothing written to disk, so
-/// losing the pod loses nothing but warm entries.
+/// Redis holds carts (a customer's data) beside cache entries: every write goes to an
+/// append-only file on a persistent volume, synced each second, so a restarted or rescheduled
+/// pod keeps every cart. Memory is bounded without eviction: past the limit writes fail (the
+/// cart answers 503) rather than carts silently disappearing; cache entries expire by their TTL.
 pub fn redis() -> Vec<Value> {
     vec![
         // A file, not arguments: `no` as a bare YAML word reads as false in YAML 1.1 tools.
@@ -176,15 +178,23 @@ pub fn redis() -> Vec<Value> {
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": { "name": "redis-config", "labels": labels("redis") },
-            "data": { "redis.conf": "save \"\"\nappendonly no\nmaxmemory 96mb\nmaxmemory-policy allkeys-lru\n" },
+            "data": { "redis.conf": "dir /data\nsave \"\"\nappendonly yes\nappendfsync everysec\nmaxmemory 192mb\nmaxmemory-policy noeviction\n" },
         }),
         json!({
             "apiVersion": "apps/v1",
-            "kind": "Deployment",
+            "kind": "StatefulSet",
             "metadata": { "name": "redis", "labels": labels("redis") },
             "spec": {
+                "serviceName": "redis",
                 "replicas": 1,
                 "selector": { "matchLabels": { "app.kubernetes.io/name": "redis" } },
+                "volumeClaimTemplates": [{
+                    "metadata": { "name": "data", "labels": labels("redis") },
+                    "spec": {
+                        "accessModes": ["ReadWriteOnce"],
+                        "resources": { "requests": { "storage": "2Gi" } },
+                    },
+                }],
                 "template": {
                     "metadata": { "labels": labels("redis") },
                     "spec": {
@@ -198,8 +208,8 @@ pub fn redis() -> Vec<Value> {
                             "readinessProbe": { "exec": { "command": ["redis-cli", "ping"] }, "periodSeconds": 5 },
                             "livenessProbe": { "tcpSocket": { "port": "redis" }, "periodSeconds": 10 },
                             "resources": {
-                                "requests": { "cpu": "50m", "memory": "64Mi" },
-                                "limits": { "memory": "128Mi" },
+                                "requests": { "cpu": "50m", "memory": "256Mi" },
+                                "limits": { "memory": "256Mi" },
                             },
                             "securityContext": container_security(),
                             "volumeMounts": [
@@ -208,7 +218,6 @@ pub fn redis() -> Vec<Value> {
                             ],
                         }],
                         "volumes": [
-                            { "name": "data", "emptyDir": {} },
                             { "name": "config", "configMap": { "name": "redis-config" } },
                         ],
                     },

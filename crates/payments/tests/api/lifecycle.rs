@@ -13,6 +13,7 @@ both_modes!(
     the_same_payment_sent_twice_is_authorized_once,
     a_voided_payment_cannot_be_captured_nor_a_captured_one_voided,
     ten_concurrent_captures_take_the_money_once,
+    a_payment_its_authorizer_left_pending_is_voided_once_it_is_stale,
     only_an_admin_looks_payments_up,
 );
 
@@ -190,6 +191,55 @@ async fn ten_concurrent_captures_take_the_money_once(mode: TestMode) {
     let events = shop.captured_events().await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["payment_id"], id.to_string());
+    shop.shutdown().await;
+}
+
+/// A pending row as an authorizer leaves it when it dies mid-call (a crash, a lost database),
+/// last touched `age` ago.
+async fn abandoned(shop: &crate::helpers::Shop, age: nubo_platform::chrono::TimeDelta) -> Uuid {
+    let id = Uuid::now_v7();
+    let at = nubo_platform::chrono::Utc::now() - age;
+    let sql = "INSERT INTO payments (id, state, amount_minor, currency, card_last4, card_brand, \
+               created_at, updated_at) VALUES ($1, 'pending', 900, 'EUR', '4242', 'visa', $2, $2)";
+    nubo_platform::with_db!(&shop.db, pool => nubo_platform::sqlx::query(sql)
+        .bind(id)
+        .bind(at)
+        .execute(pool)
+        .await
+        .map(|_| ()))
+    .unwrap();
+    id
+}
+
+async fn a_payment_its_authorizer_left_pending_is_voided_once_it_is_stale(mode: TestMode) {
+    // A chaos run found it: orders' replica died holding the card, payments' authorizer died
+    // mid-call; nobody would ever settle the row, so the checkout could not be undone.
+    use nubo_platform::chrono::TimeDelta;
+    let shop = start(mode).await;
+    // Still within the provider's deadline: its authorizer may yet answer.
+    let fresh = abandoned(&shop, TimeDelta::zero()).await;
+    let busy = assert_problem(shop.step(fresh, "void").await, 503).await;
+    assert!(
+        busy["detail"]
+            .as_str()
+            .unwrap()
+            .contains("being authorized"),
+        "{busy}"
+    );
+    assert_eq!(shop.stored_state(fresh).await.as_deref(), Some("pending"));
+    // Long past it: the void goes through, once, and nothing can capture it after.
+    let stale = abandoned(&shop, TimeDelta::minutes(5)).await;
+    for _ in 0..2 {
+        assert_eq!(
+            json(shop.step(stale, "void").await, 200).await["state"],
+            "voided"
+        );
+    }
+    assert_problem(shop.step(stale, "capture").await, 409).await;
+    assert_eq!(shop.stored_state(stale).await.as_deref(), Some("voided"));
+    // A capture of an abandoned payment is still refused: only an undo may settle it.
+    let other = abandoned(&shop, TimeDelta::minutes(5)).await;
+    assert_problem(shop.step(other, "capture").await, 503).await;
     shop.shutdown().await;
 }
 
