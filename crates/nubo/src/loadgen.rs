@@ -4,6 +4,7 @@
 //!
 //! Each virtual shopper is a customer account of its own that loops: add a product to the cart,
 //! check out with a new `Idempotency-Key`, follow a 202 until the order is confirmed or cancelled.
+//! A checkout whose answer was lost is asked again under the same key, never counted twice.
 //! Setup signs in as an admin to give the products it buys ample stock, so the run measures the
 //! checkout, not running out; with `--stock` low the run measures racing for the last units.
 
@@ -351,28 +352,39 @@ impl Shop {
             }
             let key = uuid::Uuid::new_v4().to_string();
             let t = Instant::now();
-            let answer = self
-                .http
-                .post(self.api("/checkout"))
-                .bearer_auth(&token)
-                .header("idempotency-key", &key)
-                .json(&json!({ "card": { "number": "4242424242424242", "expiry_month": 12, "expiry_year": 2035, "cvc": "123" } }))
-                .send()
-                .await;
-            let response = match answer {
-                Ok(r) => r,
-                Err(e) => {
-                    tally.error(format!("checkout: {}", kind(&e)));
-                    continue;
+            // An answer lost on the way (a dropped connection, a 5xx, a 429) is asked again with
+            // the same key until the shop answers: the order is placed once and counted once.
+            let give_up = deadline + Duration::from_secs(30);
+            let mut pause = Duration::from_millis(100);
+            let mut order: Option<Value> = None;
+            while Instant::now() < give_up {
+                let answer = self
+                    .http
+                    .post(self.api("/checkout"))
+                    .bearer_auth(&token)
+                    .header("idempotency-key", &key)
+                    .json(&json!({ "card": { "number": "4242424242424242", "expiry_month": 12, "expiry_year": 2035, "cvc": "123" } }))
+                    .send()
+                    .await;
+                match answer {
+                    Ok(r) if r.status().is_success() => {
+                        order = Some(r.json().await.unwrap_or_default());
+                        break;
+                    }
+                    Ok(r) if r.status().is_client_error() && r.status().as_u16() != 429 => {
+                        tally.error(format!("checkout: {}", r.status()));
+                        break;
+                    }
+                    Ok(r) => tally.error(format!("checkout: {} (asked again)", r.status())),
+                    Err(e) => tally.error(format!("checkout: {} (asked again)", kind(&e))),
                 }
-            };
-            let status = response.status();
-            tally.checkout_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-            let mut order: Value = response.json().await.unwrap_or_default();
-            if !(status.is_success()) {
-                tally.error(format!("checkout: {status}"));
-                continue;
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(2));
             }
+            tally.checkout_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+            let Some(mut order) = order else {
+                continue;
+            };
             // 202: follow the order until it is confirmed or cancelled.
             let id = order["order_id"].as_str().unwrap_or_default().to_owned();
             while order["status"] == "pending" || order["status"] == "cancelling" {
