@@ -103,6 +103,22 @@ fn not_stuck<C: sqlx::Connection>(conn: &C) -> bool {
     !stuck
 }
 
+/// Below this much free space on the disk holding an embedded store, the replica says it is
+/// not ready: SQLite's writes fail once the disk is full (a checkout writes several pages to
+/// several stores), and a replica that cannot write cannot take a checkout.
+pub const DISK_FLOOR_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Bytes an unprivileged writer may still use on the filesystem holding `path`.
+#[allow(
+    clippy::useless_conversion,
+    reason = "the statvfs field types are u64 on Linux, narrower elsewhere"
+)]
+fn free_bytes(path: &Path) -> anyhow::Result<u64> {
+    let stats = nix::sys::statvfs::statvfs(path)
+        .with_context(|| format!("cannot read the free space of {}", path.display()))?;
+    Ok(u64::from(stats.blocks_available()).saturating_mul(u64::from(stats.fragment_size())))
+}
+
 impl Db {
     /// Opens (creating if needed) `<data_dir>/<service>.db`.
     pub async fn open_sqlite(
@@ -204,6 +220,16 @@ impl Db {
             if !path.exists() {
                 anyhow::bail!("database file {} is missing", path.display());
             }
+            let free = free_bytes(&path)?;
+            if free < DISK_FLOOR_BYTES {
+                anyhow::bail!(
+                    "the disk holding {} is full: {} KiB free, under the {} MiB a store needs \
+                     to take writes",
+                    path.display(),
+                    free / 1024,
+                    DISK_FLOOR_BYTES / (1024 * 1024)
+                );
+            }
         }
         with_db!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
         Ok(())
@@ -300,5 +326,53 @@ mod full_disk_tests {
                 Tx::Postgres(_) => unreachable!(),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod disk_tests {
+    use std::process::Command;
+
+    use super::{DISK_FLOOR_BYTES, Db};
+
+    /// A small tmpfs of its own, unmounted when dropped.
+    struct Tmpfs(tempfile::TempDir);
+
+    impl Tmpfs {
+        fn mount(megabytes: u64) -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let status = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .expect("mount runs");
+            assert!(status.success(), "mount a tmpfs (root only): {status}");
+            Self(dir)
+        }
+    }
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    #[tokio::test]
+    #[ignore = "mounts a tmpfs, which needs root: .ci/run runs it"]
+    async fn an_embedded_store_on_a_full_disk_is_not_ready_until_space_comes_back() {
+        let disk = Tmpfs::mount(48);
+        let db = Db::open_sqlite(disk.0.path(), "full", 1).await.unwrap();
+        db.ping().await.expect("ready with room to write");
+        // Fill the disk to within a few kilobytes, as a runaway log or a big backup would.
+        let filler = disk.0.path().join("filler");
+        let free = super::free_bytes(disk.0.path()).unwrap();
+        std::fs::write(&filler, vec![0u8; (free - 64 * 1024) as usize]).unwrap();
+        let full = db.ping().await.expect_err("not ready on a full disk");
+        assert!(full.to_string().contains("is full"), "{full}");
+        // Space comes back: so does readiness, without a restart.
+        std::fs::remove_file(&filler).unwrap();
+        assert!(super::free_bytes(disk.0.path()).unwrap() > DISK_FLOOR_BYTES);
+        db.ping().await.expect("ready again");
+        db.close().await;
     }
 }
