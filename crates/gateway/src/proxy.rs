@@ -114,6 +114,13 @@ fn unavailable(service: &str, error: ClientError) -> ApiError {
         )
         .with_kind("upstream-unavailable")
         .retry_after(5),
+        // Refused or cut off on the way: a passing fault the client may retry.
+        ClientError::Connect { .. } | ClientError::Transport { .. } => Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{service} could not be reached; retry shortly"),
+        )
+        .with_kind("upstream-unreachable")
+        .retry_after(1),
         ClientError::Timeout { .. } => Problem::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!("{service} did not answer in time"),
@@ -121,9 +128,9 @@ fn unavailable(service: &str, error: ClientError) -> ApiError {
         .with_kind("upstream-timeout"),
         _ => Problem::new(
             StatusCode::BAD_GATEWAY,
-            format!("{service} could not be reached"),
+            format!("{service} failed to answer"),
         )
-        .with_kind("upstream-unreachable"),
+        .with_kind("upstream-failed"),
     };
     problem.into()
 }

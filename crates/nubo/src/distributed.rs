@@ -7,7 +7,6 @@
 //! callers never know. Each service may have settings of its own (`--set payments:NAME=VALUE`).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -18,11 +17,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use nubo_platform::config::{self, Env, Mode, Settings};
 use nubo_platform::tls::authority::Authority;
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::balancer::{Toxics, balance};
 use crate::{SERVICES, UpArgs, ops_port_of, port_of, ports};
 
 /// The most replicas one service may have.
@@ -131,6 +130,8 @@ pub struct Fleet {
     pub replicas: Vec<Replica>,
     /// Per service: what its processes are started with; a change applies at their next start.
     pub vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
+    /// The faults each balanced service's balancer can inject between it and its callers.
+    pub toxics: BTreeMap<&'static str, Arc<Toxics>>,
     token: CancellationToken,
     tasks: JoinSet<()>,
 }
@@ -144,6 +145,9 @@ pub struct Plan {
     pub shared: BTreeMap<String, String>,
     /// Where each replica's output goes (`<dir>/<service>-<n>.log`) instead of this terminal.
     pub logs: Option<PathBuf>,
+    /// Every service behind a balancer, even with one replica, so that faults can be put
+    /// between it and its callers.
+    pub fronted: bool,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -153,6 +157,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         up: args,
         shared: BTreeMap::new(),
         logs: None,
+        fronted: false,
     };
     let port = plan.up.port;
     let fleet = Fleet::start(plan).await?;
@@ -180,6 +185,7 @@ impl Fleet {
                 .find(|r| r.0 == name)
                 .map_or(1, |r| r.1)
         };
+        let balanced = |name: &str| plan.fronted || count(name) > 1;
         // Every port is free now, or nothing starts: a child that cannot bind its port would
         // otherwise be restarted for ever, each time with the same error.
         let mut taken = ports(args.port);
@@ -193,7 +199,7 @@ impl Fleet {
         for desc in SERVICES {
             let n = count(desc.name);
             for index in 0..n {
-                let (port, ops_port) = if n == 1 {
+                let (port, ops_port) = if !balanced(desc.name) {
                     (port_of(desc, args.port), ops_port_of(desc, args.port))
                 } else {
                     let port = private();
@@ -261,14 +267,18 @@ impl Fleet {
 
         let token = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        for desc in SERVICES.iter().filter(|d| count(d.name) > 1) {
+        let mut toxics = BTreeMap::new();
+        for desc in SERVICES.iter().filter(|d| balanced(d.name)) {
             let mine: Vec<&Replica> = replicas.iter().filter(|r| r.service == desc.name).collect();
             let front = port_of(desc, args.port);
             let backs = mine.iter().map(|r| r.port).collect();
-            tasks.spawn(balance(front, backs, token.clone()));
+            let faults = Arc::new(Toxics::default());
+            tasks.spawn(balance(front, backs, faults.clone(), token.clone()));
+            toxics.insert(desc.name, faults);
+            // Probes and metrics pass untouched.
             if let Some(front) = ops_port_of(desc, args.port) {
                 let backs = mine.iter().filter_map(|r| r.ops_port).collect();
-                tasks.spawn(balance(front, backs, token.clone()));
+                tasks.spawn(balance(front, backs, Arc::default(), token.clone()));
             }
         }
         for replica in &replicas {
@@ -284,6 +294,7 @@ impl Fleet {
         Ok(Self {
             replicas,
             vars,
+            toxics,
             token,
             tasks,
         })
@@ -305,45 +316,6 @@ impl Fleet {
             };
         }
     }
-}
-
-/// Accepts on `front` and passes each connection to the next back end that takes it, as
-/// kube-proxy does for a Service: TCP only, so TLS stays end to end.
-async fn balance(front: u16, backs: Vec<u16>, token: CancellationToken) {
-    let listener = match TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], front))).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("nubo: cannot listen on 127.0.0.1:{front}: {e}");
-            return;
-        }
-    };
-    let mut next = 0usize;
-    let mut connections = JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = token.cancelled() => break,
-            accepted = listener.accept() => accepted,
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-        };
-        let Ok((mut down, _)) = accepted else {
-            continue;
-        };
-        next = next.wrapping_add(1);
-        let order: Vec<u16> = (0..backs.len())
-            .map(|i| backs[(next + i) % backs.len()])
-            .collect();
-        connections.spawn(async move {
-            for port in order {
-                if let Ok(mut up) = TcpStream::connect(("127.0.0.1", port)).await {
-                    let _ = up.set_nodelay(true);
-                    let _ = down.set_nodelay(true);
-                    let _ = tokio::io::copy_bidirectional(&mut down, &mut up).await;
-                    return;
-                }
-            }
-        });
-    }
-    connections.abort_all();
 }
 
 /// Keeps one replica running until `token` is cancelled, started with its service's current

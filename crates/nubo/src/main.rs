@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod balancer;
 mod chaos;
 mod distributed;
 mod embedded;

@@ -209,8 +209,15 @@ async fn a_downed_catalog_gets_a_clear_answer_not_a_hang(mode: TestMode) {
     system.stop("catalog").await.unwrap();
     let http = reqwest::Client::new();
     let url = format!("{}/api/v1/products", system.url("gateway"));
-    let first = assert_problem(http.get(&url).send().await.unwrap(), 502).await;
+    // A refused connection is a passing fault: 503, and when to try again.
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.headers()["retry-after"], "1");
+    let first = assert_problem(first, 503).await;
     assert!(first["detail"].as_str().unwrap().contains("catalog"));
+    assert_eq!(
+        first["type"].as_str().unwrap().rsplit('/').next(),
+        Some("upstream-unreachable")
+    );
     // After enough failures the breaker opens and the gateway answers at once.
     let mut open = None;
     for _ in 0..10 {

@@ -31,7 +31,7 @@ pub struct ChaosArgs {
     #[arg(long, default_value_t = 180)]
     pub seconds: u64,
     /// How many faults, spread over the run; every kind comes as often as the others.
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = 48)]
     pub faults: usize,
     /// The seed of the schedule: the same seed gives the same faults at the same times.
     #[arg(long, default_value_t = 1)]
@@ -97,7 +97,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
     if !replicas.iter().any(|r| r.0 == nubo_orders::SERVICE.name) {
         replicas.push(Replicas(nubo_orders::SERVICE.name, 2));
     }
-    let extra: usize = replicas.iter().map(|r| r.1 * 2).sum();
+    // Every service sits behind a balancer (a fault proxy) on private ports.
+    let extra: usize = SERVICES.len() * 2 + replicas.iter().map(|r| r.1 * 2).sum::<usize>();
     let top = ports(args.port)
         .iter()
         .map(|(_, p)| *p)
@@ -150,6 +151,7 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         settings: Vec::new(),
         shared,
         logs: Some(logs.clone()),
+        fronted: true,
     })
     .await?;
     let outcome = drive(&args, &fleet, &mut postgres, &mut nats, &mut redis).await;
@@ -281,6 +283,22 @@ async fn drive(
                     restart_payments(&replicas);
                 });
                 "payments' card provider fails half its calls, 1.5 s slow, for 10 s".to_owned()
+            }
+            Fault::Network => {
+                let services: Vec<&&str> = fleet.toxics.keys().collect();
+                let service = **faults::pick(&mut rng, &services).expect("services");
+                let latency = Duration::from_millis(rng.random_range(100..600));
+                let toxics = fleet.toxics[service].clone();
+                toxics.set(latency, 100, 100);
+                background.spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(10)).await;
+                    toxics.clear();
+                });
+                format!(
+                    "between {service} and its callers: +{} ms, 10% of connections refused, \
+                     10% of answers lost, for 10 s",
+                    latency.as_millis()
+                )
             }
             Fault::Cancel => {
                 // The newest order in flight (reserving or authorizing), one in flight a little
