@@ -148,6 +148,8 @@ pub struct Plan {
     /// Every service behind a balancer, even with one replica, so that faults can be put
     /// between it and its callers.
     pub fronted: bool,
+    /// Children get no NUBO_ variable of this process's environment, only the plan's.
+    pub isolated: bool,
 }
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
@@ -158,6 +160,7 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
         shared: BTreeMap::new(),
         logs: None,
         fronted: false,
+        isolated: false,
     };
     let port = plan.up.port;
     let fleet = Fleet::start(plan).await?;
@@ -172,7 +175,8 @@ impl Fleet {
         let args = &plan.up;
         // Validate the shared settings here, so a bad variable is reported once, not by every
         // child.
-        let mut env = Env::from_pairs(std::env::vars().chain(plan.shared.clone()));
+        let inherited = std::env::vars().filter(|(name, _)| !(plan.isolated && is_nubo(name)));
+        let mut env = Env::from_pairs(inherited.chain(plan.shared.clone()));
         let settings = Settings::read(&mut env, Mode::Distributed, args.port);
         env.finish()?;
         if settings.mode() != Mode::Distributed {
@@ -244,7 +248,9 @@ impl Fleet {
                 format!("https://127.0.0.1:{}", port_of(desc, args.port)),
             );
         }
-        let given = |name: &str| std::env::var_os(name).is_some() || shared.contains_key(name);
+        let given = |name: &str| {
+            (!plan.isolated && std::env::var_os(name).is_some()) || shared.contains_key(name)
+        };
         if !given(config::SEED_DEMO_DATA) {
             // Demo stock: every product the catalog seeds arrives in inventory with some units.
             if !args.no_seed && !given("NUBO_INVENTORY_INITIAL_STOCK") {
@@ -286,6 +292,7 @@ impl Fleet {
                 exe.clone(),
                 replica.clone(),
                 vars.clone(),
+                plan.isolated,
                 plan.logs.clone(),
                 token.clone(),
                 settings.shutdown_timeout,
@@ -318,12 +325,17 @@ impl Fleet {
     }
 }
 
+fn is_nubo(name: &str) -> bool {
+    name.starts_with("NUBO_")
+}
+
 /// Keeps one replica running until `token` is cancelled, started with its service's current
 /// settings each time.
 async fn supervise(
     exe: std::path::PathBuf,
     replica: Replica,
     vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
+    isolated: bool,
     logs: Option<PathBuf>,
     token: CancellationToken,
     grace: Duration,
@@ -358,7 +370,13 @@ async fn supervise(
             own.insert(config::OPS_ADDR.into(), format!("127.0.0.1:{port}"));
         }
         let (stdout, stderr) = output();
-        let spawned = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        if isolated {
+            for (name, _) in std::env::vars().filter(|(name, _)| is_nubo(name)) {
+                command.env_remove(name);
+            }
+        }
+        let spawned = command
             .arg("serve")
             .arg(replica.service)
             .envs(&own)

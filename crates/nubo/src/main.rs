@@ -8,6 +8,7 @@ mod balancer;
 mod chaos;
 mod distributed;
 mod embedded;
+mod fuzz;
 mod loadgen;
 mod manifests;
 mod openapi;
@@ -84,6 +85,10 @@ enum Command {
     /// schedule (crashes, stops, server restarts, a failing card provider, operators' cancels),
     /// then audit every store; fails if any invariant broke.
     Chaos(chaos::ChaosArgs),
+    /// Send hostile and malformed requests to a running shop's gateway and check that every
+    /// one gets a clear answer (no 500; a 503 always with Retry-After); reports the resident
+    /// memory of --pid before and after.
+    Fuzz(fuzz::FuzzArgs),
     /// Load a running shop with shoppers checking out through its gateway, then report
     /// throughput, latency and whether every unit sold is accounted for.
     Loadgen(loadgen::LoadArgs),
@@ -195,6 +200,7 @@ fn main() -> ExitCode {
             Command::Loadgen(args) => loadgen::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Chaos(args) => chaos::run(args).await,
+            Command::Fuzz(args) => fuzz::run(args).await,
             Command::Certs { dir, services } => certs(&dir, &services),
             Command::Services => {
                 println!("{}", serde_json::to_string_pretty(&describe())?);

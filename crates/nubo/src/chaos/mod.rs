@@ -152,6 +152,8 @@ pub async fn run(args: ChaosArgs) -> anyhow::Result<()> {
         shared,
         logs: Some(logs.clone()),
         fronted: true,
+        // What this machine's environment says is not the chaos shop's business.
+        isolated: true,
     })
     .await?;
     let outcome = drive(&args, &fleet, &mut postgres, &mut nats, &mut redis).await;

@@ -11,16 +11,20 @@
 //!    on a port of their own instead ([`ops`]), never on the port the internet reaches.
 //! 4. `observe`: the request's span (continuing the caller's trace), RED metrics and in-flight
 //!    gauge; outside the layers below so shed, timed-out and panicked requests are counted too.
-//! 5. the path's normal form ([`path`]): a path that could mean two things is refused before any
+//! 5. the request body, read whole (up to the body limit, within the request deadline, at most
+//!    as many at once as the concurrency limit) before anything else may answer: a client still
+//!    sending its body when a layer answers early (an abnormal path, a bad token, an unknown
+//!    route, a wrong method) would otherwise have the connection closed under it and never see
+//!    the answer. Oversized bodies are refused here with 413.
+//! 6. the path's normal form ([`path`]): a path that could mean two things is refused before any
 //!    router reads it, and the refusal is counted like any other answer.
-//! 6. internal routes (`/internal/...`) admit only a service that proved who it is with a
+//! 7. internal routes (`/internal/...`) admit only a service that proved who it is with a
 //!    client certificate ([`crate::tls::Peer`]) and that the call graph lets call this one
 //!    (401 without a certificate, 403 for any other service, with a log line naming it).
-//! 7. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
-//! 8. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
+//! 8. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
+//! 9. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
 //!    once rather than queue without bound.
-//! 9. timeout: a handler past its deadline is dropped and answered 503.
-//! 10. body limit: refuse oversized bodies before a handler buffers them.
+//! 10. timeout: a handler past its deadline is dropped and answered 503.
 //!
 //! Connections are accepted in [`listen`]: header and idle timeouts, bounded connections.
 
@@ -84,6 +88,10 @@ pub fn stack(
             (config.service, metrics.clone()),
             observe,
         ))
+        .layer(middleware::from_fn_with_state(
+            BodyReading::new(config),
+            read_body,
+        ))
         .layer(middleware::from_fn(path::refuse_abnormal))
         .layer(middleware::from_fn_with_state(
             config.service,
@@ -101,6 +109,89 @@ pub fn stack(
         Router::new()
     };
     outer(router.fallback_service(guarded))
+}
+
+/// What reading request bodies is bounded by: their size, their time, and how many at once.
+#[derive(Clone)]
+struct BodyReading {
+    limit: usize,
+    deadline: Duration,
+    at_once: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl BodyReading {
+    fn new(config: &StackConfig) -> Self {
+        Self {
+            limit: config.body_limit_bytes,
+            deadline: config.request_timeout,
+            at_once: std::sync::Arc::new(tokio::sync::Semaphore::new(config.concurrency_limit)),
+        }
+    }
+}
+
+/// Reads the request body whole before anything else may answer (see the module's list, 5).
+async fn read_body(State(reading): State<BodyReading>, request: Request, next: Next) -> Response {
+    let limit = reading.limit;
+    let headers = request.headers();
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() != b"0");
+    if !has_body {
+        return next.run(request).await;
+    }
+    let too_large = || {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than the {limit} bytes this service accepts"),
+        )
+        .into_response()
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    // As many bodies in memory at once as requests may be in flight; past that, shed.
+    let Ok(permit) = reading.at_once.clone().try_acquire_owned() else {
+        return Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is overloaded; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(reading.deadline, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => {
+            drop(permit);
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Ok(Err(e)) if over_limit(&e) => too_large(),
+        Ok(Err(_)) => Problem::new(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read to its end",
+        )
+        .into_response(),
+        Err(_) => Problem::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "the request body did not arrive in time",
+        )
+        .into_response(),
+    }
+}
+
+fn over_limit(error: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The router of an ops port: the probes and `/metrics`, and nothing else.

@@ -49,6 +49,7 @@ both_modes!(
     a_request_in_flight_at_shutdown_completes,
     metrics_count_requests_by_route_and_status,
     a_callers_trace_id_comes_back_in_the_response,
+    a_client_sending_a_body_sees_an_early_refusal_not_a_closed_connection,
 );
 
 async fn malformed_json_gets_a_400_problem(mode: TestMode) {
@@ -316,5 +317,45 @@ async fn a_callers_trace_id_comes_back_in_the_response(mode: TestMode) {
     let fresh_id = fresh.headers()["x-trace-id"].to_str().unwrap();
     assert_eq!(fresh_id.len(), 32);
     assert_ne!(fresh_id, trace_id);
+    system.shutdown().await;
+}
+
+async fn a_client_sending_a_body_sees_an_early_refusal_not_a_closed_connection(mode: TestMode) {
+    // A fuzz run found it: a route that refuses before reading the body (a wrong method here;
+    // a bad token at the gateway) left the body unread, the server closed the connection under
+    // the client still sending it, and the client got a broken pipe instead of the answer.
+    let system = TestSystem::start(mode, &[&PROBE]).await;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let body = vec![b'['; 1024 * 1024];
+    for _ in 0..10 {
+        // Refused for its path, by its method: neither reads the body.
+        for (method, path, status) in [
+            (reqwest::Method::PUT, "/echo/%00", StatusCode::BAD_REQUEST),
+            (
+                reqwest::Method::DELETE,
+                "/echo",
+                StatusCode::METHOD_NOT_ALLOWED,
+            ),
+        ] {
+            let refused = client
+                .request(method, format!("{}{path}", system.url("probe")))
+                .header("content-type", "application/json")
+                .body(body[..200 * 1024].to_vec())
+                .send()
+                .await
+                .expect("an answer, not a closed connection");
+            assert_eq!(problem(refused).await.0, status);
+            // The next request on the same kept-alive connection is answered too.
+            let next = client
+                .get(format!("{}/livez", system.url("probe")))
+                .send()
+                .await
+                .expect("the kept-alive connection still serves");
+            assert_eq!(next.status(), StatusCode::OK);
+        }
+    }
     system.shutdown().await;
 }
