@@ -378,3 +378,27 @@ fn pods_have_time_to_drain_before_they_are_killed() {
         );
     }
 }
+
+#[test]
+fn redis_keeps_the_carts_on_a_volume_through_a_restart() {
+    // Carts live in Redis: a pod that keeps nothing empties every cart when it restarts.
+    let base = base();
+    let config = find(&base, "ConfigMap", "redis-config").expect("redis-config");
+    let conf = config["data"]["redis.conf"].as_str().unwrap();
+    for line in ["appendonly yes", "dir /data", "maxmemory-policy noeviction"] {
+        assert!(conf.lines().any(|l| l == line), "{line} in {conf}");
+    }
+    let redis = find(&base, "StatefulSet", "redis").expect("Redis runs as a StatefulSet");
+    let claims = redis["spec"]["volumeClaimTemplates"].as_array().unwrap();
+    assert!(claims.iter().any(|c| c["metadata"]["name"] == "data"));
+    let mounts = &redis["spec"]["template"]["spec"]["containers"][0]["volumeMounts"];
+    assert!(
+        mounts
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "data" && m["mountPath"] == "/data"),
+        "{mounts}"
+    );
+    assert!(find(&base, "Deployment", "redis").is_none());
+}
