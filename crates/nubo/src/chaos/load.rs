@@ -120,16 +120,16 @@ impl Shop {
         Ok(skus)
     }
 
-    /// Asks an admin's cancel of `order`; whether the shop took it.
-    pub async fn cancel(&self, admin: &str, order: &str) -> anyhow::Result<bool> {
-        let response = self
-            .http
+    /// Asks an admin's cancel of `order`: the answer's status, or why there was none.
+    pub async fn cancel(&self, admin: &str, order: &str) -> Result<StatusCode, String> {
+        self.http
             .post(self.api(&format!("/admin/orders/{order}/cancel")))
             .bearer_auth(admin)
             .json(&json!({ "reason": "chaos: an operator cancels it" }))
             .send()
-            .await?;
-        Ok(response.status().is_success())
+            .await
+            .map(|r| r.status())
+            .map_err(|e| transport(&e).to_owned())
     }
 }
 

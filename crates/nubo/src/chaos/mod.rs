@@ -211,7 +211,7 @@ async fn drive(
         shop.sign_up(&format!("chaos-shopper-{n}@nubo.example"), &password)
             .await?;
     }
-    let admin = shop.log_in("admin@nubo.example", "nubo-admin-demo").await?;
+    let mut admin = shop.log_in(ADMIN.0, ADMIN.1).await?;
     println!("the shop is ready; {} shoppers start", args.shoppers);
 
     let start = Instant::now();
@@ -325,11 +325,19 @@ async fn drive(
                 };
                 let mut said = Vec::new();
                 for order in chosen.into_iter().flatten() {
-                    let taken = shop.cancel(&admin, &order).await.unwrap_or(false);
-                    said.push(format!(
-                        "{order} {}",
-                        if taken { "taken" } else { "refused" }
-                    ));
+                    let mut answer = shop.cancel(&admin, &order).await;
+                    // Access tokens expire (15 minutes by default): sign in again.
+                    if answer == Ok(reqwest::StatusCode::UNAUTHORIZED)
+                        && let Ok(token) = shop.log_in(ADMIN.0, ADMIN.1).await
+                    {
+                        admin = token;
+                        answer = shop.cancel(&admin, &order).await;
+                    }
+                    said.push(match answer {
+                        Ok(status) if status.is_success() => format!("{order} taken"),
+                        Ok(status) => format!("{order} refused ({})", status.as_u16()),
+                        Err(why) => format!("{order} unanswered ({why})"),
+                    });
                 }
                 format!("cancel {}", said.join(", "))
             }
@@ -387,6 +395,8 @@ async fn drive(
 }
 
 const FAILURE_RATE: &str = "NUBO_PAYMENTS_PROVIDER_FAILURE_RATE";
+/// The demo admin `nubo up` seeds, who cancels orders.
+const ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
 /// The card provider's latency outside its faults: an authorization, then a capture, each
 /// take this long.
 const PROVIDER_LATENCY_MS: u64 = 200;

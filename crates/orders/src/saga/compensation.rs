@@ -91,10 +91,12 @@ impl Checkouts {
                 return Err(Failure::Unavailable(problem.reason()));
             }
             Ok(payment) => match payment.state {
+                // An authorization under way, or one whose authorizer died mid-call: payments
+                // refuses the void (503) while its authorizer may yet answer, and voids it once
+                // that is past, so the checkout is undone either way.
                 PaymentState::Pending => {
-                    return Err(Failure::Unavailable(
-                        "the card is still being authorized".to_owned(),
-                    ));
+                    self.inner.payments.void(id).await.map_err(undo_failed)?;
+                    self.record(id, "void_payment", "done", None).await?;
                 }
                 PaymentState::Authorized => {
                     self.inner.payments.void(id).await.map_err(undo_failed)?;

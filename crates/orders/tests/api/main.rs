@@ -1,6 +1,7 @@
 //! End-to-end stories of the shop through the gateway, in both modes: the checkout and its
 //! failures, who may see what, and bad input.
 
+mod abandoned;
 mod access;
 mod checkout;
 mod failures;
