@@ -60,11 +60,15 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     env.finish()?;
 
     let first = &planned[0].1;
-    let _telemetry = telemetry::init(TelemetryConfig {
+    let telemetry = telemetry::init(TelemetryConfig {
         process: "nubo",
         filter: &first.log_filter,
         format: first.log_format,
         otlp_endpoint: first.otlp_endpoint.as_deref(),
+        // On a terminal, with no NUBO_LOG of the user's, routine start-up lines would bury
+        // the banner: only warnings and errors until it is printed.
+        quiet_start: std::env::var_os(config::LOG).is_none()
+            && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     })?;
     nubo_platform::server::raise_open_file_limit();
     std::fs::create_dir_all(&args.data_dir)
@@ -107,7 +111,10 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let mut failure = None;
     tokio::select! {
-        _ = all_started => announce(&ops_urls, args.port, clock, seeded),
+        _ = all_started => {
+            announce(&ops_urls, args.port, clock, seeded);
+            telemetry.settle();
+        }
         Some(done) = running.join_next() => {
             failure = Some(flatten(done));
             token.cancel();
@@ -137,7 +144,8 @@ fn announce(ops_urls: &BTreeMap<String, String>, port: u16, clock: Instant, seed
         clock.elapsed().as_millis()
     );
     text.push_str(&format!(
-        "  shop API   http://127.0.0.1:{port}/api/v1/products\n"
+        "  {:<14}http://127.0.0.1:{port}/api/v1/products\n",
+        "shop API"
     ));
     for (name, url) in ops_urls {
         text.push_str(&format!("  {name:<14}{url}  (/readyz, /metrics)\n"));

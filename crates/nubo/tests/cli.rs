@@ -2,7 +2,7 @@
 //! process, stopped with signals.
 
 use std::net::TcpListener;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -603,4 +603,69 @@ fn nubo_up_distributed_balances_replicas_and_gives_one_service_its_own_settings(
             "child {pid} outlived nubo"
         );
     }
+}
+
+#[test]
+fn on_a_terminal_nubo_up_prints_its_banner_before_any_routine_log_line() {
+    // `script` (util-linux) gives nubo a terminal, as a newcomer's shell does.
+    let data = tempfile::tempdir().unwrap();
+    let port = up_ports();
+    let inner = format!(
+        "{} up --port {port} --data-dir {}",
+        env!("CARGO_BIN_EXE_nubo"),
+        data.path().display()
+    );
+    let mut command = nubo();
+    command.env_remove("NUBO_LOG_FORMAT");
+    let mut child = Running(
+        Command::new("script")
+            .args(["-qfec", &inner, "/dev/null"])
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env_remove("NUBO_LOG_FORMAT")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux) runs"),
+    );
+    let mut pipe = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = std::thread::spawn({
+        let seen = seen.clone();
+        move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buffer) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen.lock().unwrap().contains("Ctrl-C stops everything") {
+        assert!(Instant::now() < deadline, "no banner: {}", seen.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let screen = seen.lock().unwrap().clone();
+    let before = &screen[..screen.find("nubo is up in").expect("the banner's first line")];
+    assert!(
+        !before.contains("INFO"),
+        "routine lines came before the banner:\n{before}"
+    );
+    // The banner's columns line up, the shop's URL first.
+    let rows: Vec<&str> = screen
+        .lines()
+        .filter(|l| l.contains("http://127.0.0.1:") && l.starts_with("  "))
+        .collect();
+    assert!(rows[0].trim_start().starts_with("shop API"), "{rows:?}");
+    let column = rows[0].find("http://").unwrap();
+    assert!(
+        rows.iter().all(|r| r.find("http://") == Some(column)),
+        "{rows:#?}"
+    );
+    let _ = terminate(&mut child);
+    drop(child);
+    let _ = reader.join();
 }

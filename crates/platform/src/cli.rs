@@ -148,6 +148,7 @@ pub async fn serve(desc: &'static ServiceDescription) -> anyhow::Result<()> {
         filter: &settings.log_filter,
         format: settings.log_format,
         otlp_endpoint: settings.otlp_endpoint.as_deref(),
+        quiet_start: false,
     })?;
     crate::server::raise_open_file_limit();
     let app = Application::bind(desc, settings, own).await?;

@@ -47,11 +47,24 @@ pub struct TelemetryConfig<'a> {
     pub filter: &'a str,
     pub format: LogFormat,
     pub otlp_endpoint: Option<&'a str>,
+    /// Log only warnings and errors until [`TelemetryGuard::settle`]: routine start-up lines
+    /// stay off a terminal where a banner is about to appear.
+    pub quiet_start: bool,
 }
 
 /// Flushes exported spans when dropped at the end of `main`.
 pub struct TelemetryGuard {
     provider: SdkTracerProvider,
+    settle: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl TelemetryGuard {
+    /// Ends a quiet start: from now on lines are logged as the configured filter says.
+    pub fn settle(&self) {
+        if let Some(settle) = &self.settle {
+            settle();
+        }
+    }
 }
 
 impl Drop for TelemetryGuard {
@@ -94,6 +107,17 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
     let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("nubo"));
     let filter = EnvFilter::try_new(config.filter)
         .map_err(|e| anyhow::anyhow!("NUBO_LOG: invalid filter {:?}: {e}", config.filter))?;
+    let (filter, reload) = if config.quiet_start {
+        tracing_subscriber::reload::Layer::new(EnvFilter::new("warn"))
+    } else {
+        tracing_subscriber::reload::Layer::new(filter)
+    };
+    let settle: Option<Box<dyn Fn() + Send + Sync>> = config.quiet_start.then(|| {
+        let configured = config.filter.to_owned();
+        Box::new(move || {
+            let _ = reload.reload(EnvFilter::new(&configured));
+        }) as Box<dyn Fn() + Send + Sync>
+    });
     let pretty = match config.format {
         LogFormat::Pretty => true,
         LogFormat::Json => false,
@@ -118,7 +142,7 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
         .try_init()
         .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
     repeats.report_every(REPEAT_WINDOW);
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard { provider, settle })
 }
 
 /// For tests: trace ids and propagation work as in production; lines are printed only when
