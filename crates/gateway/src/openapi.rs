@@ -29,12 +29,20 @@ pub const GATEWAY_PROBLEMS: &[(u16, &str)] = &[
         429,
         "More requests per second than this client may send; try again after `Retry-After` seconds.",
     ),
-    (502, "The service behind this route failed to answer."),
+    (
+        502,
+        "The service behind this route answered something the gateway cannot pass on.",
+    ),
     (
         503,
-        "The service behind this route is unavailable; try again after `Retry-After` seconds.",
+        "The service behind this route is unavailable or could not be reached; try again after \
+         `Retry-After` seconds.",
     ),
-    (504, "The service behind this route did not answer in time."),
+    (
+        504,
+        "The service behind this route did not answer in time; try again after `Retry-After` \
+         seconds.",
+    ),
 ];
 
 pub async fn serve() -> Response {

@@ -123,9 +123,10 @@ fn unavailable(service: &str, error: ClientError) -> ApiError {
         .retry_after(1),
         ClientError::Timeout { .. } => Problem::new(
             StatusCode::GATEWAY_TIMEOUT,
-            format!("{service} did not answer in time"),
+            format!("{service} did not answer in time; retry shortly"),
         )
-        .with_kind("upstream-timeout"),
+        .with_kind("upstream-timeout")
+        .retry_after(1),
         _ => Problem::new(
             StatusCode::BAD_GATEWAY,
             format!("{service} failed to answer"),

@@ -160,7 +160,7 @@ impl Mailer {
             .delivery(outcome, claimed.id, claimed.attempts, error.as_deref());
         if !settled {
             tracing::warn!(
-                message = %claimed.id,
+                email_id = %claimed.id,
                 attempt = claimed.attempts,
                 "claim ran out before the attempt ended; the newer attempt decides"
             );

@@ -645,11 +645,17 @@ fn on_a_terminal_nubo_up_prints_its_banner_before_any_routine_log_line() {
     });
     let deadline = Instant::now() + Duration::from_secs(60);
     while !seen.lock().unwrap().contains("Ctrl-C stops everything") {
-        assert!(Instant::now() < deadline, "no banner: {}", seen.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "no banner: {}",
+            seen.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let screen = seen.lock().unwrap().clone();
-    let before = &screen[..screen.find("nubo is up in").expect("the banner's first line")];
+    let before = &screen[..screen
+        .find("nubo is up in")
+        .expect("the banner's first line")];
     assert!(
         !before.contains("INFO"),
         "routine lines came before the banner:\n{before}"
