@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+use crate::shop::Shop;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoadArgs {
     /// The gateway of the shop under load.
@@ -80,15 +82,12 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         .pool_max_idle_per_host(64)
         .timeout(Duration::from_secs(30))
         .build()?;
-    let shop = Shop {
-        http,
-        base: args.target.trim_end_matches('/').to_owned(),
-    };
+    let shop = Shop::new(&args.target, http);
     let admin = shop
         .log_in(&args.admin_email, &args.admin_password)
         .await
         .context("cannot sign in as the admin (--admin-email, --admin-password)")?;
-    let skus = shop.products(args.products).await?;
+    let skus = shop.skus(args.products).await?;
     let mut before = BTreeMap::new();
     for sku in &skus {
         shop.set_stock(&admin, sku, args.stock).await?;
@@ -219,69 +218,13 @@ fn print_text(r: &Value) {
     );
 }
 
-#[derive(Clone)]
-struct Shop {
-    http: reqwest::Client,
-    base: String,
-}
-
 impl Shop {
-    fn api(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    async fn log_in(&self, email: &str, password: &str) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(self.api("/identity/login"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("log in as {email}: {status} {}", body["detail"]);
-        }
-        body["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no access_token in the login answer")
-    }
-
+    /// Signs a new customer up and logs them in: the access token.
     async fn customer(&self, email: &str, password: &str) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(self.api("/identity/signup"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or_default();
-            bail!("sign up {email}: {status} {}", body["detail"]);
+        if !self.sign_up(email, password).await? {
+            bail!("sign up {email}: the account exists already");
         }
         self.log_in(email, password).await
-    }
-
-    async fn products(&self, n: u32) -> anyhow::Result<Vec<String>> {
-        let page: Value = self
-            .http
-            .get(self.api(&format!("/products?per_page={n}")))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let skus: Vec<String> = page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["sku"].as_str().map(str::to_owned))
-            .collect();
-        if skus.is_empty() {
-            bail!("the catalog is empty: seed it (nubo up does) or create products first");
-        }
-        Ok(skus)
     }
 
     async fn set_stock(&self, admin: &str, sku: &str, on_hand: i64) -> anyhow::Result<()> {

@@ -12,6 +12,7 @@ mod fuzz;
 mod loadgen;
 mod manifests;
 mod openapi;
+mod shop;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

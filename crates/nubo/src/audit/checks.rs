@@ -10,7 +10,7 @@ use nubo_platform::chrono::{DateTime, TimeDelta, Utc};
 use nubo_platform::uuid::Uuid;
 use serde::Serialize;
 
-use super::facts::{Facts, Line, Order};
+use super::facts::{Facts, Line, Order, Payment};
 
 #[derive(Debug, Serialize)]
 pub struct Verdict {
@@ -66,6 +66,7 @@ pub fn audit(facts: &Facts, grace: TimeDelta) -> Audit {
     }
     let lines = by_owner(&facts.order_lines);
     let held = by_owner(&facts.reservation_lines);
+    let payments: HashMap<Uuid, &Payment> = facts.payments.iter().map(|p| (p.id, p)).collect();
     let verdicts = vec![
         settled(&judged),
         stock_not_negative(facts),
@@ -73,8 +74,8 @@ pub fn audit(facts: &Facts, grace: TimeDelta) -> Audit {
         reservations_match_orders(facts, &judged, &lines, &held, cutoff),
         units_committed_match_sold(facts, &judged, &lines),
         one_capture(facts),
-        completed_orders_paid(facts, &judged),
-        cancelled_orders_not_charged(facts, &judged),
+        completed_orders_paid(&payments, &judged),
+        cancelled_orders_not_charged(&payments, &judged),
         one_email_per_event(facts, &judged),
         outboxes_drained(facts, cutoff),
         no_dead_letters(facts),
@@ -319,8 +320,7 @@ fn one_capture(facts: &Facts) -> Verdict {
     }
 }
 
-fn completed_orders_paid(facts: &Facts, judged: &[&Order]) -> Verdict {
-    let payments: HashMap<Uuid, _> = facts.payments.iter().map(|p| (p.id, p)).collect();
+fn completed_orders_paid(payments: &HashMap<Uuid, &Payment>, judged: &[&Order]) -> Verdict {
     let mut checked = 0;
     let mut breaches = Vec::new();
     for o in judged.iter().filter(|o| o.state == "completed") {
@@ -349,8 +349,7 @@ fn completed_orders_paid(facts: &Facts, judged: &[&Order]) -> Verdict {
     }
 }
 
-fn cancelled_orders_not_charged(facts: &Facts, judged: &[&Order]) -> Verdict {
-    let payments: HashMap<Uuid, _> = facts.payments.iter().map(|p| (p.id, p)).collect();
+fn cancelled_orders_not_charged(payments: &HashMap<Uuid, &Payment>, judged: &[&Order]) -> Verdict {
     let mut checked = 0;
     let mut breaches = Vec::new();
     for o in judged.iter().filter(|o| o.state == "cancelled") {

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::time::Instant;
+
+pub use crate::shop::Shop;
 
 const GOOD_CARD: &str = "4242424242424242";
 const DECLINED_CARD: &str = "4000000000000002";
@@ -35,12 +36,6 @@ pub struct Tally {
     pub errors: BTreeMap<String, u64>,
 }
 
-#[derive(Clone)]
-pub struct Shop {
-    http: reqwest::Client,
-    base: String,
-}
-
 /// Orders for the faults that cancel orders: those in flight (with when they were
 /// acknowledged) and the latest completed.
 #[derive(Default)]
@@ -52,74 +47,6 @@ pub struct Orders {
 pub type Recent = Arc<Mutex<Orders>>;
 
 impl Shop {
-    pub fn new(base: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-        })
-    }
-
-    fn api(&self, path: &str) -> String {
-        format!("{}/api/v1{path}", self.base)
-    }
-
-    pub async fn log_in(&self, email: &str, password: &str) -> anyhow::Result<String> {
-        let response = self
-            .http
-            .post(self.api("/identity/login"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("log in as {email}: {status} {}", body["detail"]);
-        }
-        body["access_token"]
-            .as_str()
-            .map(str::to_owned)
-            .context("no access_token in the login answer")
-    }
-
-    pub async fn sign_up(&self, email: &str, password: &str) -> anyhow::Result<()> {
-        let response = self
-            .http
-            .post(self.api("/identity/signup"))
-            .json(&json!({ "email": email, "password": password }))
-            .send()
-            .await?;
-        if !response.status().is_success() && response.status() != StatusCode::CONFLICT {
-            let status = response.status();
-            let body: Value = response.json().await.unwrap_or_default();
-            bail!("sign up {email}: {status} {}", body["detail"]);
-        }
-        Ok(())
-    }
-
-    pub async fn skus(&self, n: u32) -> anyhow::Result<Vec<String>> {
-        let page: Value = self
-            .http
-            .get(self.api(&format!("/products?per_page={n}")))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        let skus: Vec<String> = page["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|p| p["sku"].as_str().map(str::to_owned))
-            .collect();
-        if skus.is_empty() {
-            bail!("the catalog is empty");
-        }
-        Ok(skus)
-    }
-
     /// Asks an admin's cancel of `order`: the answer's status, or why there was none.
     pub async fn cancel(&self, admin: &str, order: &str) -> Result<StatusCode, String> {
         self.http
@@ -277,18 +204,9 @@ async fn checkout(
     let mut asked_again = false;
     let mut pause = Duration::from_millis(200);
     while Instant::now() < give_up {
-        let bearer = match token.clone() {
-            Some(t) => t,
-            None => match shop.log_in(email, password).await {
-                Ok(t) => {
-                    *token = Some(t.clone());
-                    t
-                }
-                Err(_) => {
-                    tokio::time::sleep(pause).await;
-                    continue;
-                }
-            },
+        let Some(bearer) = bearer(shop, token, email, password).await else {
+            tokio::time::sleep(pause).await;
+            continue;
         };
         let answer = shop
             .http
@@ -341,18 +259,9 @@ async fn follow(
     give_up: Instant,
 ) -> Option<String> {
     while Instant::now() < give_up {
-        let bearer = match token.clone() {
-            Some(t) => t,
-            None => match shop.log_in(email, password).await {
-                Ok(t) => {
-                    *token = Some(t.clone());
-                    t
-                }
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            },
+        let Some(bearer) = bearer(shop, token, email, password).await else {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            continue;
         };
         let answer = shop
             .http
@@ -373,6 +282,20 @@ async fn follow(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     None
+}
+
+/// The shopper's access token, logging in again when it has none (or it expired): none if the
+/// log-in failed too.
+async fn bearer(
+    shop: &Shop,
+    token: &mut Option<String>,
+    email: &str,
+    password: &str,
+) -> Option<String> {
+    if token.is_none() {
+        *token = shop.log_in(email, password).await.ok();
+    }
+    token.clone()
 }
 
 fn transport(e: &reqwest::Error) -> &'static str {

@@ -196,7 +196,10 @@ async fn drive(
     nats: &mut Server,
     redis: &mut Server,
 ) -> anyhow::Result<Report> {
-    let shop = load::Shop::new(&format!("http://127.0.0.1:{}", args.port))?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
+    let shop = load::Shop::new(&format!("http://127.0.0.1:{}", args.port), http);
     let ready_by = Instant::now() + Duration::from_secs(120);
     while !all_ready(&fleet.replicas).await {
         anyhow::ensure!(
@@ -208,6 +211,7 @@ async fn drive(
     let skus = shop.skus(20).await?;
     let password = "chaos-shopper-password".to_owned();
     for n in 0..args.shoppers {
+        // An account of an earlier run on the same --dir is as good as a new one.
         shop.sign_up(&format!("chaos-shopper-{n}@nubo.example"), &password)
             .await?;
     }
