@@ -91,6 +91,8 @@ fn nubo_audit_passes_a_sound_shop_and_names_every_broken_record() {
         .map(|p| p["sku"].as_str().unwrap())
         .collect();
     let (sold, untouched) = (skus[0], skus[1]);
+    shop.stocked(sold);
+    shop.stocked(untouched);
 
     let a = shop.buy(&customer, sold, GOOD_CARD);
     let b = shop.buy(&customer, sold, GOOD_CARD);

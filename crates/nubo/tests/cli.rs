@@ -572,6 +572,7 @@ fn nubo_up_distributed_balances_replicas_and_gives_one_service_its_own_settings(
         .json()
         .unwrap();
     let sku = page["items"][0]["sku"].as_str().unwrap().to_owned();
+    shop.stocked(&sku);
     // payments, and only payments, finds its provider down: the saga waits on it.
     let waits_on_payments = |order: &Value| {
         let id = order["order_id"].as_str().unwrap();

@@ -196,6 +196,23 @@ impl Shop {
         }
     }
 
+    /// Waits until inventory keeps stock for `sku`: it gives a product its stock when the
+    /// catalog's event about it arrives, which may be after every service is ready.
+    pub fn stocked(&self, sku: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let answer = self.http.get(self.api(&format!("/inventory/{sku}"))).send();
+            if let Ok(r) = answer
+                && r.status() == 200
+                && r.json::<Value>().unwrap()["available"].as_i64() > Some(0)
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{sku} never came in stock");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Buys one unit of `sku` and waits until the order is `completed` or `cancelled`.
     pub fn buy(&self, token: &str, sku: &str, card: &str) -> Value {
         let order = self.place(token, sku, card);
