@@ -28,7 +28,7 @@ use crate::events::{Bus, outbox};
 use crate::health::{Health, Hold, Need};
 use crate::metrics::{Metrics, PoolLabels};
 use crate::server::{self, Serving, StackConfig};
-use crate::service::{Context, ServiceDescription};
+use crate::service::{Context, Handles, ServiceDescription};
 use crate::storage::Db;
 use crate::tls::ServiceIdentity;
 use crate::tls::authority::Authority;
@@ -373,7 +373,7 @@ async fn start(
         Some(identity) => KeySource::Remote(identity.clone()),
         None => KeySource::None,
     });
-    let ctx = Context {
+    let ctx = Context::new(Handles {
         service: desc.name,
         settings: settings.clone(),
         db: db.clone(),
@@ -385,7 +385,7 @@ async fn start(
         env: Arc::new(env),
         clients: Arc::new(clients),
         relay: relay.waker(),
-    };
+    });
     let parts = (desc.build)(ctx.clone()).await?;
     for consumer in &parts.consumers {
         let declared = desc

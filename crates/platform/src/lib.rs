@@ -29,5 +29,11 @@ pub use error::{ApiError, OrNotFound, Problem};
 pub use service::{Consumes, Context, Parts, ServiceDescription, Task};
 pub use storage::{Db, Migrations, Tx};
 
+/// Every nubo binary allocates with mimalloc: under load glibc's allocator spent a quarter of
+/// the gateway's time in malloc and free, much of it waiting on its arena locks, and kept
+/// freed memory resident (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Re-exported so service crates use the platform's versions.
 pub use {async_trait, axum, chrono, futures, serde_json, sqlx, tokio, tokio_util, tracing, uuid};

@@ -54,9 +54,20 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
-/// The metrics of one service. Cheap to clone.
+/// The metrics of one service. Cheap to clone: one reference count.
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Families>);
+
+impl std::ops::Deref for Metrics {
+    type Target = Families;
+
+    fn deref(&self) -> &Families {
+        &self.0
+    }
+}
+
+/// What [`Metrics`] holds: the registry and the families every service has.
+pub struct Families {
     registry: Arc<Mutex<Registry>>,
     pub http_requests: Family<HttpLabels, Counter>,
     pub http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
@@ -141,7 +152,7 @@ impl Metrics {
             "Database pool connections by state",
             db_pool.clone(),
         );
-        Self {
+        Self(Arc::new(Families {
             registry: Arc::new(Mutex::new(registry)),
             http_requests,
             http_duration,
@@ -154,7 +165,7 @@ impl Metrics {
             outbox_backlog,
             consumer_lag,
             db_pool,
-        }
+        }))
     }
 
     /// Registers a service's own metric (e.g. checkouts by outcome).

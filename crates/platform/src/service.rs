@@ -116,9 +116,27 @@ impl Task {
 }
 
 /// The handles a service works with: its database, cache, bus, metrics, clients of the services
-/// it calls, and its settings. Cheap to clone.
+/// it calls, and its settings. Cheap to clone: the handles are shared, and a clone is one
+/// reference count (every request clones it, often several times, on its way through).
 #[derive(Clone)]
-pub struct Context {
+pub struct Context(Arc<Handles>);
+
+impl Context {
+    pub(crate) fn new(handles: Handles) -> Self {
+        Self(Arc::new(handles))
+    }
+}
+
+impl std::ops::Deref for Context {
+    type Target = Handles;
+
+    fn deref(&self) -> &Handles {
+        &self.0
+    }
+}
+
+/// What a [`Context`] holds.
+pub struct Handles {
     pub service: &'static str,
     pub settings: Arc<Settings>,
     pub db: Db,

@@ -102,7 +102,7 @@ async fn a_change_handled_but_never_acknowledged_is_not_handled_again(mode: Test
         db.clone(),
         bus.clone(),
         Duration::from_secs(1),
-        Metrics::new("catalog").events_published,
+        Metrics::new("catalog").events_published.clone(),
     );
     assert_eq!(relay.publish_pending().await.unwrap(), 1);
 

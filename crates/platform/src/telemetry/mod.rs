@@ -23,6 +23,7 @@ use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::FilterExt;
+use tracing_subscriber::filter::combinator::Or;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::layer::{Context, SubscriberExt};
@@ -104,7 +105,6 @@ fn tracer_provider(
 pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
     let _ = PROCESS.set(config.process.to_owned());
     let provider = tracer_provider(config.process, config.otlp_endpoint)?;
-    let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("nubo"));
     let filter = EnvFilter::try_new(config.filter)
         .map_err(|e| anyhow::anyhow!("NUBO_LOG: invalid filter {:?}: {e}", config.filter))?;
     let (filter, reload) = if config.quiet_start {
@@ -131,18 +131,40 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
     } else {
         tracing_subscriber::fmt::layer()
             .event_format(JsonLines)
+            .fmt_fields(NoSpanFields)
             .with_writer(std::io::stderr)
             .boxed()
     };
     let repeats = Repeats::new(REPEAT_BURST, REPEAT_WINDOW);
     tracing_subscriber::registry()
-        .with(ServiceAndTrace)
-        .with(otel)
+        .with(ServiceAndTrace.with_filter(spans_filter(config.filter)))
+        .with(otel_layer(&provider).with_filter(spans_filter(config.filter)))
         .with(output.with_filter(filter.and(repeats.clone())))
         .try_init()
         .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
     repeats.report_every(REPEAT_WINDOW);
     Ok(TelemetryGuard { provider, settle })
+}
+
+/// What becomes an OpenTelemetry span or span event: nubo's own spans (all at `info`), warnings
+/// and errors from anywhere, and whatever more `NUBO_LOG` asks for. Without it every `trace!` of
+/// hyper, rustls and sqlx was built and attached to the request's span.
+fn spans_filter<S>(configured: &str) -> Or<EnvFilter, EnvFilter, S> {
+    EnvFilter::new(configured).or(EnvFilter::new("warn,nubo=info"))
+}
+
+/// Spans carry what their fields say and where in the code they began; the thread and busy/idle
+/// timings are left out (an async request crosses threads, and timings cost every poll).
+fn otel_layer<S>(
+    provider: &SdkTracerProvider,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::SdkTracer>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("nubo"))
+        .with_threads(false)
+        .with_tracked_inactivity(false)
 }
 
 /// For tests: trace ids and propagation work as in production; lines are printed only when
@@ -155,7 +177,7 @@ pub fn init_for_tests() {
             Ok(p) => p,
             Err(_) => return,
         };
-        let otel = tracing_opentelemetry::layer().with_tracer(provider.tracer("nubo"));
+        let otel = otel_layer(&provider);
         let output = std::env::var_os("TEST_LOG").map(|_| {
             tracing_subscriber::fmt::layer()
                 .event_format(JsonLines)
@@ -305,6 +327,20 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for ServiceAndTrace {
                 tags.trace_id = visitor.0.trace_id;
             }
         }
+    }
+}
+
+/// The JSON lines take what they need of spans from [`SpanTags`]; the text of every span's
+/// fields that the formatter would otherwise render for each new span is never read.
+struct NoSpanFields;
+
+impl<'writer> FormatFields<'writer> for NoSpanFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        _writer: Writer<'writer>,
+        _fields: R,
+    ) -> std::fmt::Result {
+        Ok(())
     }
 }
 
