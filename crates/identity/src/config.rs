@@ -13,6 +13,7 @@ pub const KEY_PUBLISH_DELAY_SECS: &str = "NUBO_IDENTITY_KEY_PUBLISH_DELAY_SECS";
 pub const KEY_ROTATION_HOURS: &str = "NUBO_IDENTITY_KEY_ROTATION_HOURS";
 pub const KEY_RELOAD_SECS: &str = "NUBO_IDENTITY_KEY_RELOAD_SECS";
 pub const SIGNUPS_PER_ADDRESS_HOUR: &str = "NUBO_IDENTITY_SIGNUPS_PER_ADDRESS_HOUR";
+pub const LOGINS_PER_ADDRESS_MINUTE: &str = "NUBO_IDENTITY_LOGINS_PER_ADDRESS_MINUTE";
 pub const PASSWORD_HASH_CONCURRENCY: &str = "NUBO_IDENTITY_PASSWORD_HASH_CONCURRENCY";
 pub const PASSWORD_HASH_WAIT_MS: &str = "NUBO_IDENTITY_PASSWORD_HASH_WAIT_MS";
 
@@ -33,6 +34,8 @@ pub struct Config {
     pub key_reload: Duration,
     /// Sign-ups one client address may make in an hour.
     pub signups_per_address_hour: u64,
+    /// Login attempts one client address may make in a minute, over all accounts.
+    pub logins_per_address_minute: u64,
     /// Password hashes (about 19 MiB each) run at once; more wait for a turn.
     pub password_hash_concurrency: usize,
     /// How long a login or sign-up waits for a turn to hash before it is answered 503.
@@ -79,6 +82,7 @@ impl Config {
             // Never slower than 30 s: a replica must see a new key well before it starts signing.
             key_reload: Duration::from_secs(env.bounded(KEY_RELOAD_SECS, 30, 30)),
             signups_per_address_hour: env.bounded(SIGNUPS_PER_ADDRESS_HOUR, 20, 1_000_000),
+            logins_per_address_minute: env.bounded(LOGINS_PER_ADDRESS_MINUTE, 20, 1_000_000),
             password_hash_concurrency: env.bounded(PASSWORD_HASH_CONCURRENCY, cpus() as u64, 1024)
                 as usize,
             // Below the gateway's 3 s deadline for a call, so a client hears 503 from us
@@ -118,6 +122,7 @@ mod tests {
                 KEY_ROTATION_HOURS => config.key_rotation.as_secs() / 3600,
                 KEY_RELOAD_SECS => config.key_reload.as_secs(),
                 SIGNUPS_PER_ADDRESS_HOUR => config.signups_per_address_hour,
+                LOGINS_PER_ADDRESS_MINUTE => config.logins_per_address_minute,
                 PASSWORD_HASH_CONCURRENCY => {
                     assert_eq!(config.password_hash_concurrency, cpus());
                     assert_eq!(*default, "the number of CPUs");

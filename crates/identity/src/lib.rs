@@ -26,8 +26,8 @@ pub use routes::openapi;
 
 use crate::config::{
     ACCESS_TOKEN_TTL_SECS, Config, KEY_PUBLISH_DELAY_SECS, KEY_RELOAD_SECS, KEY_ROTATION_HOURS,
-    PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_WAIT_MS, REFRESH_TOKEN_TTL_SECS,
-    SIGNUPS_PER_ADDRESS_HOUR,
+    LOGINS_PER_ADDRESS_MINUTE, PASSWORD_HASH_CONCURRENCY, PASSWORD_HASH_WAIT_MS,
+    REFRESH_TOKEN_TTL_SECS, SIGNUPS_PER_ADDRESS_HOUR,
 };
 
 static SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -70,6 +70,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
         (
             SIGNUPS_PER_ADDRESS_HOUR,
             "sign-ups one client address may make in an hour; more are answered 429 with Retry-After",
+            "20",
+        ),
+        (
+            LOGINS_PER_ADDRESS_MINUTE,
+            "login attempts one client address may make in a minute, over all accounts; more are answered 429 with Retry-After",
             "20",
         ),
         (

@@ -11,7 +11,8 @@
 //! lock anyone out. So failures lock the address they come from, never the account, and an
 //! address that has not failed at an account is never refused it:
 //!
-//! 1. Per client address: at most 20 login attempts a minute, whatever the accounts.
+//! 1. Per client address: at most 20 login attempts a minute (`NUBO_IDENTITY_LOGINS_PER_ADDRESS_MINUTE`),
+//!    whatever the accounts.
 //! 2. Per account and address: 5 failed attempts in 15 minutes lock that address out of that
 //!    account (the right password too) until the window passes. The owner elsewhere is not.
 //! 3. Per account, a progressive back-off against guessing from many addresses: failures from
@@ -54,8 +55,6 @@ pub struct Limited {
 const MINUTE: Duration = Duration::from_secs(60);
 const HOUR: Duration = Duration::from_secs(3600);
 
-/// Login attempts one address may make a minute, over all accounts.
-const PER_CLIENT: i64 = 20;
 /// Attempts an address may fail at one account in [`ADDRESS_WINDOW`] (one more is refused).
 const PER_ADDRESS: i64 = 5;
 const ADDRESS_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -82,12 +81,13 @@ pub async fn signup_attempt(cache: &Cache, client: &str, per_hour: u64) -> Resul
     .await
 }
 
-/// Counts a login attempt from `client`.
-pub async fn client_attempt(cache: &Cache, client: &str) -> Result<(), Limited> {
+/// Counts a login attempt from `client`, which may make `per_minute` over all accounts.
+pub async fn client_attempt(cache: &Cache, client: &str, per_minute: u64) -> Result<(), Limited> {
+    let limit = i64::try_from(per_minute).unwrap_or(i64::MAX);
     hit(
         cache,
         &format!("identity:login:client:{client}"),
-        PER_CLIENT,
+        limit,
         MINUTE,
     )
     .await
@@ -329,10 +329,10 @@ mod tests {
     async fn one_address_gets_twenty_attempts_a_minute() {
         let cache = Cache::memory(100);
         for _ in 0..20 {
-            assert_eq!(client_attempt(&cache, "203.0.113.7").await, Ok(()));
+            assert_eq!(client_attempt(&cache, "203.0.113.7", 20).await, Ok(()));
         }
-        let refused = client_attempt(&cache, "203.0.113.7").await.unwrap_err();
+        let refused = client_attempt(&cache, "203.0.113.7", 20).await.unwrap_err();
         assert!((1..=60).contains(&refused.retry_after_secs), "{refused:?}");
-        assert_eq!(client_attempt(&cache, "203.0.113.8").await, Ok(()));
+        assert_eq!(client_attempt(&cache, "203.0.113.8", 20).await, Ok(()));
     }
 }

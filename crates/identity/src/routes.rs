@@ -184,7 +184,8 @@ async fn log_in(
     Json(input): Json<Credentials>,
 ) -> Result<Response, ApiError> {
     let (cache, metrics, client) = (&state.ctx.cache, &state.metrics, client.0.as_str());
-    if let Err(limited) = login_limits::client_attempt(cache, client).await {
+    let per_minute = state.config.logins_per_address_minute;
+    if let Err(limited) = login_limits::client_attempt(cache, client, per_minute).await {
         metrics.login(Login::ClientLimited, client);
         return Err(too_many(
             limited,

@@ -243,8 +243,7 @@ async fn observe(
         trace_id = tracing::field::Empty,
         otel.kind = "server",
     );
-    crate::telemetry::continue_trace_from_headers(&span, request.headers());
-    let trace_id = crate::telemetry::trace_id(&span);
+    let trace_id = crate::telemetry::continue_trace_from_headers(&span, request.headers());
     metrics.http_in_flight.inc();
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;

@@ -219,19 +219,19 @@ pub fn continue_trace(span: &Span, traceparent: Option<&str>) {
     }
 }
 
-/// Like [`continue_trace`], reading `traceparent` from request headers.
-pub fn continue_trace_from_headers(span: &Span, headers: &HeaderMap) {
+/// Like [`continue_trace`], reading `traceparent` from request headers; returns the trace id.
+pub fn continue_trace_from_headers(span: &Span, headers: &HeaderMap) -> Option<String> {
     let parent = propagator().extract(&HeaderReader(headers));
     if parent.span().span_context().is_valid() {
         let _ = span.set_parent(parent);
     }
-    record_trace_id(span);
+    record_trace_id(span)
 }
 
-fn record_trace_id(span: &Span) {
-    if let Some(id) = trace_id(span) {
-        span.record("trace_id", id.as_str());
-    }
+fn record_trace_id(span: &Span) -> Option<String> {
+    let id = trace_id(span)?;
+    span.record("trace_id", id.as_str());
+    Some(id)
 }
 
 /// Writes the current span's `traceparent` into outbound request headers.
