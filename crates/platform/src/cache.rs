@@ -111,10 +111,20 @@ impl Cache {
     /// starts at 1 and lives for `ttl`; incrementing never extends that, so the counter is a
     /// fixed window (rate limits) or a generation that lapses on its own.
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+        self.incr_by(key, 1, ttl).await
+    }
+
+    /// Like [`Cache::incr`], adding `by` (a counter kept in several places and added up here).
+    pub async fn incr_by(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
         match self {
-            Cache::Memory(cache) => cache.incr(key, ttl),
-            Cache::Redis(cache) => cache.incr(key, ttl).await,
+            Cache::Memory(cache) => cache.incr(key, by, ttl),
+            Cache::Redis(cache) => cache.incr(key, by, ttl).await,
         }
+    }
+
+    /// Whether other processes see what this one stores (Redis), or it is this process's own.
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Cache::Redis(_))
     }
 
     /// A cached JSON value. An entry that no longer decodes (its type changed in a deploy) is a
@@ -301,14 +311,14 @@ impl MemoryCache {
     /// the read-increment-write below cannot interleave with another `incr` of the same key.
     /// Keeping counters in the same map as values (rather than a separate mutex-guarded map)
     /// gives them the same bound, expiry and `get`/`delete` behaviour as on Redis.
-    fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+    fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
         let result = self.entries.entry_by_ref(key).and_try_compute_with(
             |existing| -> Result<Op<Entry>, CacheError> {
                 let Some(existing) = existing else {
-                    return Ok(Op::Put(counter_entry(1, Some(ttl))));
+                    return Ok(Op::Put(counter_entry(by, Some(ttl))));
                 };
                 let next = parse_counter(existing.value().value.as_ref())
-                    .and_then(|n| n.checked_add(1))
+                    .and_then(|n| n.checked_add(by))
                     .ok_or_else(|| CacheError::NotACounter {
                         key: key.to_owned(),
                     })?;
@@ -564,11 +574,11 @@ impl RedisCache {
         Ok(())
     }
 
-    /// `SET key 0 NX PX ttl` then `INCR key`, in one MULTI/EXEC: the first creates the counter
-    /// with its expiry only when absent, and INCR keeps an existing expiry. Unlike INCR followed
-    /// by `EXPIRE NX` this needs no Redis 7, and unlike two separate commands a window that
-    /// expires in between cannot leave a counter without an expiry.
-    async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
+    /// `SET key 0 NX PX ttl` then `INCRBY key by`, in one MULTI/EXEC: the first creates the
+    /// counter with its expiry only when absent, and INCRBY keeps an existing expiry. Unlike
+    /// INCRBY followed by `EXPIRE NX` this needs no Redis 7, and unlike two separate commands a
+    /// window that expires in between cannot leave a counter without an expiry.
+    async fn incr(&self, key: &str, by: i64, ttl: Duration) -> Result<i64, CacheError> {
         let key = self.key(key);
         let mut connection = self.connection.clone();
         let (value,): (i64,) = redis::pipe()
@@ -580,8 +590,9 @@ impl RedisCache {
             .arg("PX")
             .arg(redis_ttl_ms(ttl))
             .ignore()
-            .cmd("INCR")
+            .cmd("INCRBY")
             .arg(&key)
+            .arg(by)
             .query_async(&mut connection)
             .await?;
         Ok(value)

@@ -128,6 +128,9 @@ async fn a_counter_counts_then_restarts_after_its_window(mode: TestMode) {
     );
     // Another user's window is separate.
     assert_eq!(cache.incr("rate:bob", window).await.unwrap(), 1);
+    // Counts kept elsewhere are added in one go, to a fresh counter or a running one.
+    assert_eq!(cache.incr_by("rate:carol", 5, window).await.unwrap(), 5);
+    assert_eq!(cache.incr_by("rate:bob", 4, window).await.unwrap(), 5);
 
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert_eq!(cache.incr("rate:alice", window).await.unwrap(), 1);
