@@ -233,12 +233,17 @@ fn build(
     (method.to_owned(), path, request)
 }
 
-/// Resident memory of `pid` and its children, in KiB (Linux).
-fn resident_kib(pid: u32) -> Option<u64> {
+/// Resident memory of `pid`, in KiB (Linux).
+pub(crate) fn resident_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A figure in KiB from `/proc/<pid>/status`, e.g. `VmHWM:` (peak resident memory).
+pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(field))?
         .split_whitespace()
         .nth(1)?
         .parse()

@@ -5,6 +5,7 @@
 
 mod audit;
 mod balancer;
+mod bench;
 mod chaos;
 mod distributed;
 mod embedded;
@@ -90,9 +91,14 @@ enum Command {
     /// one gets a clear answer (no 500; a 503 always with Retry-After); reports the resident
     /// memory of --pid before and after.
     Fuzz(fuzz::FuzzArgs),
-    /// Load a running shop with shoppers checking out through its gateway, then report
-    /// throughput, latency and whether every unit sold is accounted for.
+    /// Load a running shop through its gateway (browse, search, cart, checkout; N shoppers or an
+    /// arrival rate), then report latency percentiles and errors per operation, and whether
+    /// every unit sold is accounted for.
     Loadgen(loadgen::LoadArgs),
+    /// Measure the shop side by side on this machine (one product read directly, through
+    /// nginx, through the gateway, against a bare hyper server; the shop's footprint) and
+    /// write the figures into BENCHMARKS.md. Needs wrk and nginx.
+    Bench(bench::BenchArgs),
     /// Write the public API's OpenAPI document, merged from every service's handlers, where the
     /// gateway serves it from.
     Openapi {
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
             Command::Manifests { dir, check } => manifests::run(SERVICES, &dir, check),
             Command::Openapi { file, check } => openapi::run(SERVICES, &file, check),
             Command::Loadgen(args) => loadgen::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Audit(args) => audit::run(args).await,
             Command::Chaos(args) => chaos::run(args).await,
             Command::Fuzz(args) => fuzz::run(args).await,

@@ -83,4 +83,38 @@ impl Shop {
         }
         Ok(skus)
     }
+
+    /// Sets the units on hand of `sku` (as an admin).
+    pub async fn set_stock(&self, admin: &str, sku: &str, on_hand: i64) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(self.api(&format!("/admin/inventory/{sku}")))
+            .bearer_auth(admin)
+            .json(&json!({ "on_hand": on_hand }))
+            .send()
+            .await?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Value = response.json().await.unwrap_or_default();
+            bail!("set the stock of {sku}: {status} {}", body["detail"]);
+        }
+        Ok(())
+    }
+
+    /// The units of `sku` that can still be bought (on hand, less those held by checkouts).
+    pub async fn available(&self, sku: &str) -> anyhow::Result<i64> {
+        let response = self
+            .http
+            .get(self.api(&format!("/inventory/{sku}")))
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("the stock of {sku}: {status} {}", body["detail"]);
+        }
+        body["available"]
+            .as_i64()
+            .with_context(|| format!("no availability for {sku}"))
+    }
 }

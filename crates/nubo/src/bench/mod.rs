@@ -1,0 +1,446 @@
+//! `nubo bench`: the shop's figures measured side by side in one run, on this machine, and
+//! written into BENCHMARKS.md.
+//!
+//! It starts an embedded shop of its own (this very binary, `nubo up`), nginx proxying to the
+//! shop's catalog over the transport the gateway uses (mutual TLS, the gateway's own client
+//! certificate, kept-alive upstream connections), and a minimal hyper server answering a fixed
+//! body. wrk then reads the same product four ways, in rounds whose order rotates, so a noisy
+//! neighbour hurts every target alike; the report quotes medians over the rounds and ratios
+//! between targets of the same run. It also reports the shop's footprint (start to all-ready,
+//! resident memory idle and after the load, the binary's size) and the checkout: `nubo loadgen`
+//! against a fresh shop at its peak and at half of it, with the card provider instant and slow.
+
+mod ceiling;
+mod checkout;
+mod report;
+mod surge;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::fuzz::resident_kib;
+
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    /// Seconds of load per target and round.
+    #[arg(long, default_value_t = 8)]
+    pub seconds: u64,
+    /// Rounds; every figure is the median over them.
+    #[arg(long, default_value_t = 5)]
+    pub rounds: usize,
+    /// Keep-alive connections wrk holds open.
+    #[arg(long, default_value_t = 32)]
+    pub connections: u32,
+    /// First of the ports the bench's own shop, nginx and the ceiling server take.
+    #[arg(long, default_value_t = 7300)]
+    pub port: u16,
+    /// The report to update (its `bench:http` section); created if missing.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    pub report: PathBuf,
+    /// Print the figures as JSON on standard output too.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds of each checkout run (two per provider latency); 0 skips the checkout.
+    #[arg(long, default_value_t = 20)]
+    pub checkout_seconds: u64,
+    /// Shoppers of the closed checkout run that finds the peak.
+    #[arg(long, default_value_t = 16)]
+    pub shoppers: u32,
+    /// Seconds of the black-friday run (needs the checkout runs); 0 skips it.
+    #[arg(long, default_value_t = 120)]
+    pub surge_seconds: u64,
+}
+
+/// One way of reading the product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The catalog's own port, no proxy.
+    Direct,
+    /// nginx, proxying to the catalog over mutual TLS.
+    Nginx,
+    /// nubo's gateway, proxying to the catalog over mutual TLS.
+    Gateway,
+    /// hyper answering a fixed body.
+    Ceiling,
+}
+
+impl Target {
+    pub const ALL: [Target; 4] = [
+        Target::Direct,
+        Target::Nginx,
+        Target::Gateway,
+        Target::Ceiling,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Target::Direct => "catalog, direct",
+            Target::Nginx => "through nginx",
+            Target::Gateway => "through nubo's gateway",
+            Target::Ceiling => "hyper, fixed body",
+        }
+    }
+}
+
+/// Everything one bench run measured.
+#[derive(Debug, Serialize)]
+pub struct Figures {
+    pub machine: report::Machine,
+    pub seconds: u64,
+    pub rounds: usize,
+    pub connections: u32,
+    pub checkout_seconds: u64,
+    /// Per target, every round's run.
+    pub http: Vec<(Target, Vec<wrk::Run>)>,
+    pub footprint: Footprint,
+    /// At provider latency 0 and at its default.
+    pub checkout: Vec<checkout::Checkout>,
+    pub surge: Option<surge::Surge>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Footprint {
+    /// From spawning `nubo up` to every service's readiness probe answering 200.
+    pub start_to_ready_ms: u128,
+    pub idle_rss_kib: u64,
+    /// Resident memory after all the HTTP load, and its peak.
+    pub loaded_rss_kib: u64,
+    pub peak_rss_kib: u64,
+    pub binary_bytes: u64,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!(
+            "nubo bench: this is a debug build; figures of `cargo run --release -- bench` are the ones to quote"
+        );
+    }
+    if args.rounds == 0 || args.seconds == 0 {
+        bail!("--rounds and --seconds must be at least 1");
+    }
+    for tool in ["wrk", "nginx"] {
+        if which(tool).is_none() {
+            bail!("nubo bench needs {tool} (Debian's package `{tool}`; nginx as `nginx-light`)");
+        }
+    }
+    let work = tempfile::tempdir()?;
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+
+    eprintln!("starting the shop under test on port {}", args.port);
+    let (mut shop, start_to_ready) = Shop::start(args.port, &work.path().join("shop"), &[]).await?;
+    let product = shop.a_product().await?;
+    let path = format!("/api/v1/products/{product}");
+    let idle_rss_kib = resident_kib(shop.pid()).unwrap_or(0);
+
+    let catalog_port = crate::port_of(&nubo_catalog::SERVICE, args.port);
+    let nginx_port = args.port + 30;
+    let nginx = Nginx::start(work.path(), nginx_port, catalog_port).await?;
+    let ceiling_port = args.port + 31;
+    let body = reqwest::get(format!("http://127.0.0.1:{catalog_port}{path}"))
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
+    ceiling::serve(([127, 0, 0, 1], ceiling_port).into(), body, stop.clone()).await?;
+
+    let url = |target: Target| {
+        let port = match target {
+            Target::Direct => catalog_port,
+            Target::Nginx => nginx_port,
+            Target::Gateway => args.port,
+            Target::Ceiling => ceiling_port,
+        };
+        format!("http://127.0.0.1:{port}{path}")
+    };
+    let seconds = Duration::from_secs(args.seconds);
+    eprintln!("warming up every target");
+    for target in Target::ALL {
+        let warm = wrk::run(&url(target), args.connections, Duration::from_secs(2)).await?;
+        if warm.errors > 0 {
+            bail!(
+                "{} answered {} errors while warming up",
+                target.label(),
+                warm.errors
+            );
+        }
+    }
+    let mut http: Vec<(Target, Vec<wrk::Run>)> =
+        Target::ALL.iter().map(|t| (*t, Vec::new())).collect();
+    for round in 0..args.rounds {
+        for i in 0..Target::ALL.len() {
+            let target = Target::ALL[(i + round) % Target::ALL.len()];
+            let run = wrk::run(&url(target), args.connections, seconds).await?;
+            eprintln!(
+                "round {}/{}: {:<24} {:>9.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}",
+                round + 1,
+                args.rounds,
+                target.label(),
+                run.requests_per_second,
+                run.p50_ms,
+                run.p99_ms,
+                run.errors
+            );
+            let slot = http
+                .iter_mut()
+                .find(|(t, _)| *t == target)
+                .expect("every target has a slot");
+            slot.1.push(run);
+        }
+    }
+    let (loaded_rss_kib, peak_rss_kib) = (
+        resident_kib(shop.pid()).unwrap_or(0),
+        peak_kib(shop.pid()).unwrap_or(0),
+    );
+    shop.stop().await;
+    drop(nginx);
+    let mut checkouts = Vec::new();
+    if args.checkout_seconds > 0 {
+        for latency in [0, 50] {
+            checkouts.push(
+                checkout::measure(
+                    args.port,
+                    work.path(),
+                    latency,
+                    args.shoppers,
+                    args.checkout_seconds,
+                )
+                .await?,
+            );
+        }
+    }
+    let mut surge = None;
+    if let Some(slow) = checkouts.last().filter(|_| args.surge_seconds > 0) {
+        // From a fifth of the peak the closed loop found to twice it, and back.
+        let base = (slow.peak.orders_per_second / 5.0).max(0.5);
+        surge = Some(
+            surge::measure(
+                args.port,
+                work.path(),
+                base,
+                slow.cpu_ms_per_order,
+                args.surge_seconds,
+            )
+            .await?,
+        );
+    }
+    let figures = Figures {
+        machine: report::Machine::read(),
+        seconds: args.seconds,
+        rounds: args.rounds,
+        connections: args.connections,
+        checkout_seconds: args.checkout_seconds,
+        http,
+        footprint: Footprint {
+            start_to_ready_ms: start_to_ready.as_millis(),
+            idle_rss_kib,
+            loaded_rss_kib,
+            peak_rss_kib,
+            binary_bytes: std::env::current_exe()?.metadata()?.len(),
+        },
+        checkout: checkouts,
+        surge,
+    };
+    report::write(&args.report, &figures)?;
+    println!("{}", report::http_table(&figures));
+    if !figures.checkout.is_empty() {
+        println!(
+            "{}",
+            checkout::table(&figures.checkout, args.checkout_seconds)
+        );
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+    }
+    eprintln!("wrote {}", args.report.display());
+    Ok(())
+}
+
+/// The shop under test: this binary's `nubo up`, rate limit out of the way (it would answer
+/// wrk's one address with 429s), logging only warnings.
+struct Shop {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl Shop {
+    async fn start(
+        port: u16,
+        data: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<(Self, Duration)> {
+        let started = Instant::now();
+        let mut command = tokio::process::Command::new(std::env::current_exe()?);
+        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("NUBO_")) {
+            command.env_remove(name);
+        }
+        let child = command
+            .args(["up", "--port", &port.to_string()])
+            .arg("--data-dir")
+            .arg(data)
+            .env("NUBO_GATEWAY_RATE_LIMIT_RPS", "1000000")
+            .env("NUBO_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut shop = Self { child, port };
+        let http = reqwest::Client::new();
+        // Each service's probes: on its ops port if it has one (the gateway), else on its own.
+        let probes = crate::SERVICES
+            .iter()
+            .map(|desc| crate::ops_port_of(desc, port).unwrap_or(crate::port_of(desc, port)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        for ops in probes {
+            loop {
+                let ready = http
+                    .get(format!("http://127.0.0.1:{ops}/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success());
+                if ready {
+                    break;
+                }
+                if let Some(status) = shop.child.try_wait()? {
+                    bail!("the shop under test exited ({status}) before it was ready");
+                }
+                if Instant::now() > deadline {
+                    bail!("the shop under test was not ready within a minute");
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+        Ok((shop, started.elapsed()))
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id().unwrap_or(0)
+    }
+
+    async fn a_product(&self) -> anyhow::Result<String> {
+        let page: serde_json::Value = reqwest::get(format!(
+            "http://127.0.0.1:{}/api/v1/products?per_page=1",
+            self.port
+        ))
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+        page["items"][0]["id"]
+            .as_str()
+            .map(str::to_owned)
+            .context("the shop under test lists no product")
+    }
+
+    async fn stop(&mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    }
+}
+
+/// nginx as Debian ships it (`worker_processes auto`), proxying to the catalog over mutual TLS
+/// with the gateway's certificate and a pool of kept-alive upstream connections; no access log,
+/// as the gateway writes none per request. It does not check the catalog's certificate: the
+/// certificate names a SPIFFE id, which nginx cannot match (a check made once per connection,
+/// and connections are kept).
+struct Nginx {
+    prefix: PathBuf,
+}
+
+impl Nginx {
+    async fn start(work: &Path, port: u16, catalog_port: u16) -> anyhow::Result<Self> {
+        let prefix = work.join("nginx");
+        std::fs::create_dir_all(prefix.join("logs"))?;
+        let tls = work.join("shop").join("tls");
+        let config = format!(
+            "worker_processes auto;
+pid {prefix}/nginx.pid;
+error_log {prefix}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  proxy_temp_path {prefix}/proxy;
+  upstream catalog {{ server 127.0.0.1:{catalog_port}; keepalive 64; }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      proxy_pass https://catalog;
+      proxy_http_version 1.1;
+      proxy_set_header Connection \"\";
+      proxy_ssl_certificate {gateway}/tls.crt;
+      proxy_ssl_certificate_key {gateway}/tls.key;
+      proxy_ssl_session_reuse on;
+    }}
+  }}
+}}
+",
+            prefix = prefix.display(),
+            gateway = tls.join("gateway").display(),
+        );
+        let file = prefix.join("nginx.conf");
+        std::fs::write(&file, config)?;
+        let out = tokio::process::Command::new("nginx")
+            .arg("-c")
+            .arg(&file)
+            .arg("-p")
+            .arg(&prefix)
+            .output()
+            .await?;
+        if !out.status.success() {
+            bail!(
+                "nginx did not start: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        let nginx = Self { prefix };
+        let url = format!("http://127.0.0.1:{port}/readyz");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while reqwest::get(&url).await.is_err() {
+            if Instant::now() > deadline {
+                bail!("nginx does not answer on port {port}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Ok(nginx)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let pid = std::fs::read_to_string(self.prefix.join("nginx.pid"));
+        if let Ok(pid) = pid.unwrap_or_default().trim().parse::<i32>() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGQUIT,
+            );
+        }
+    }
+}
+
+/// Peak resident memory of `pid` (VmHWM), in KiB.
+pub(crate) fn peak_kib(pid: u32) -> Option<u64> {
+    crate::fuzz::status_kib(pid, "VmHWM:")
+}
+
+fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(tool))
+        .find(|p| p.is_file())
+        .or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.is_file()))
+}
