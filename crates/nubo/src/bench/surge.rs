@@ -50,6 +50,8 @@ pub struct Surge {
     pub replicas: Vec<u32>,
     pub orders: u64,
     pub errors: u64,
+    /// Errors by operation and kind, e.g. `arrival: dropped (in-flight cap)`.
+    pub errors_by_kind: std::collections::BTreeMap<String, u64>,
 }
 
 /// Runs the black-friday profile for `seconds` from `base_rate` arrivals/s.
@@ -104,11 +106,24 @@ pub async fn measure(
     let series: Vec<Second> = serde_json::from_value(report["series"].clone())
         .context("no time series in nubo loadgen's report")?;
     let replicas = autoscale(&series, cpu_ms_per_order);
+    let mut errors_by_kind = std::collections::BTreeMap::new();
+    for operation in report["operations"].as_array().into_iter().flatten() {
+        let name = operation["operation"].as_str().unwrap_or("?");
+        for (kind, n) in operation["errors_by_kind"]
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            *errors_by_kind.entry(format!("{name}: {kind}")).or_insert(0) +=
+                n.as_u64().unwrap_or(0);
+        }
+    }
     Ok(Surge {
         base_rate,
         cpu_ms_per_order,
         orders: report["orders"].as_u64().unwrap_or(0),
         errors: report["errors"].as_u64().unwrap_or(0),
+        errors_by_kind,
         seconds: series,
         replicas,
     })
@@ -188,6 +203,14 @@ pub fn section(surge: &Surge) -> String {
         surge.errors,
         worst_p99
     );
+    if !surge.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = surge
+            .errors_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{kind} × {n}"))
+            .collect();
+        let _ = writeln!(out, "Errors: {}.\n", kinds.join("; "));
+    }
     let _ = writeln!(
         out,
         "![arrivals, completions, errors, p99 and the HPA's replicas over time](bench/surge.svg)\n"
