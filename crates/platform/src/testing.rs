@@ -407,9 +407,18 @@ impl TestSystem {
                 .expect("an ops address");
             settings.ops_addr = Some(ops);
         }
-        let app = Application::bind(running.desc, settings.clone(), running.env.clone())
-            .await
-            .expect("rebind");
+        // The port is in the ephemeral range: while it was closed an outgoing connection of any
+        // process may have taken it as its own address. Such connections end; wait for it.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let app = loop {
+            match Application::bind(running.desc, settings.clone(), running.env.clone()).await {
+                Ok(app) => break app,
+                Err(e) if std::time::Instant::now() < deadline && in_use(&e) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+                Err(e) => panic!("rebind {service}: {e:#}"),
+            }
+        };
         self.run(running.desc, app, settings, running.env);
         self.wait_ready(service).await;
     }
@@ -718,4 +727,13 @@ pub async fn assert_problem(response: impl Answered, status: u16) -> serde_json:
     let body: serde_json::Value = response.json().await.expect("a problem document");
     assert_eq!(body["status"], status);
     body
+}
+
+/// Whether `error` is, at its root, an address already in use.
+fn in_use(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::AddrInUse)
+    })
 }
