@@ -32,11 +32,7 @@ impl Shop {
             .json(&json!({ "email": email, "password": password }))
             .send()
             .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("log in as {email}: {status} {}", body["detail"]);
-        }
+        let body = answer(response, &format!("log in as {email}")).await?;
         body["access_token"]
             .as_str()
             .map(str::to_owned)
@@ -55,10 +51,7 @@ impl Shop {
         if status == StatusCode::CONFLICT {
             return Ok(false);
         }
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or_default();
-            bail!("sign up {email}: {status} {}", body["detail"]);
-        }
+        answer(response, &format!("sign up {email}")).await?;
         Ok(true)
     }
 
@@ -93,11 +86,7 @@ impl Shop {
             .json(&json!({ "on_hand": on_hand }))
             .send()
             .await?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Value = response.json().await.unwrap_or_default();
-            bail!("set the stock of {sku}: {status} {}", body["detail"]);
-        }
+        answer(response, &format!("set the stock of {sku}")).await?;
         Ok(())
     }
 
@@ -108,13 +97,23 @@ impl Shop {
             .get(self.api(&format!("/inventory/{sku}")))
             .send()
             .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!("the stock of {sku}: {status} {}", body["detail"]);
-        }
+        let body = answer(response, &format!("the stock of {sku}")).await?;
         body["available"]
             .as_i64()
             .with_context(|| format!("no availability for {sku}"))
     }
+}
+
+/// The JSON body of a successful answer; otherwise an error naming `what` was asked, the status
+/// and the problem's detail.
+async fn answer(
+    response: reqwest::Response,
+    what: &str,
+) -> anyhow::Result<Value> {
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or_default();
+    if !status.is_success() {
+        bail!("{what}: {status} {}", body["detail"]);
+    }
+    Ok(body)
 }

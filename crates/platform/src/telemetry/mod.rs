@@ -137,8 +137,13 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
     };
     let repeats = Repeats::new(REPEAT_BURST, REPEAT_WINDOW);
     tracing_subscriber::registry()
-        .with(ServiceAndTrace.with_filter(spans_filter(config.filter)))
-        .with(otel_layer(&provider).with_filter(spans_filter(config.filter)))
+        // One filter decides for both: the span tags and the OpenTelemetry spans cover the same
+        // spans, and each filter costs every span a lookup.
+        .with(
+            ServiceAndTrace
+                .and_then(otel_layer(&provider))
+                .with_filter(spans_filter(config.filter)),
+        )
         .with(output.with_filter(filter.and(repeats.clone())))
         .try_init()
         .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
