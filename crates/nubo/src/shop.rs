@@ -106,10 +106,7 @@ impl Shop {
 
 /// The JSON body of a successful answer; otherwise an error naming `what` was asked, the status
 /// and the problem's detail.
-async fn answer(
-    response: reqwest::Response,
-    what: &str,
-) -> anyhow::Result<Value> {
+async fn answer(response: reqwest::Response, what: &str) -> anyhow::Result<Value> {
     let status = response.status();
     let body: Value = response.json().await.unwrap_or_default();
     if !status.is_success() {
