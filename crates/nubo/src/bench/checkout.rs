@@ -60,9 +60,23 @@ pub async fn measure(
         ],
     )
     .await?;
+    let figures = loads(port, &[shop.pid()], provider_latency_ms, shoppers, seconds).await?;
+    shop.stop().await;
+    Ok(figures)
+}
+
+/// The peak and the half-peak load against the shop whose gateway is on `port`; CPU time and
+/// memory are those of `pids`, the shop's processes, added up.
+pub(super) async fn loads(
+    port: u16,
+    pids: &[u32],
+    provider_latency_ms: u64,
+    shoppers: u32,
+    seconds: u64,
+) -> anyhow::Result<Checkout> {
     let target = format!("http://127.0.0.1:{port}");
     let shoppers_arg = shoppers.to_string();
-    let cpu_before = cpu_ms(shop.pid());
+    let cpu_before = cpu_ms(pids);
     let peak = loadgen(
         &target,
         &["--shoppers", &shoppers_arg],
@@ -70,7 +84,7 @@ pub async fn measure(
         format!("{shoppers} shoppers"),
     )
     .await?;
-    let cpu = cpu_ms(shop.pid()) - cpu_before;
+    let cpu = cpu_ms(pids) - cpu_before;
     let orders = peak.orders_per_second * seconds as f64;
     let cpu_ms_per_order = if orders > 0.0 { cpu / orders } else { f64::NAN };
     let half = (peak.orders_per_second / 2.0).max(0.5);
@@ -82,16 +96,15 @@ pub async fn measure(
         format!("{rate} arrivals/s"),
     )
     .await?;
-    let figures = Checkout {
+    let sum = |kib: fn(u32) -> Option<u64>| pids.iter().filter_map(|p| kib(*p)).sum();
+    Ok(Checkout {
         provider_latency_ms,
         peak,
         half_peak,
         cpu_ms_per_order,
-        rss_after_kib: resident_kib(shop.pid()).unwrap_or(0),
-        peak_rss_kib: super::peak_kib(shop.pid()).unwrap_or(0),
-    };
-    shop.stop().await;
-    Ok(figures)
+        rss_after_kib: sum(resident_kib),
+        peak_rss_kib: sum(super::peak_kib),
+    })
 }
 
 async fn loadgen(
@@ -143,9 +156,13 @@ async fn loadgen(
     })
 }
 
-/// CPU time `pid` has used (user and system), in milliseconds: /proc counts it in USER_HZ,
-/// 100 a second on Linux.
-fn cpu_ms(pid: u32) -> f64 {
+/// CPU time `pids` have used (user and system), in milliseconds.
+pub(super) fn cpu_ms(pids: &[u32]) -> f64 {
+    pids.iter().map(|pid| cpu_ms_of(*pid)).sum()
+}
+
+/// CPU time `pid` has used, in milliseconds: /proc counts it in USER_HZ, 100 a second on Linux.
+fn cpu_ms_of(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The command name, in parentheses, may hold spaces: count fields after it.
     let fields: Vec<&str> = stat
@@ -163,12 +180,12 @@ fn cpu_ms(pid: u32) -> f64 {
 }
 
 /// The checkout table of the report.
-pub fn table(runs: &[Checkout], seconds: u64) -> String {
+pub fn table(shop: &str, runs: &[Checkout], seconds: u64) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "Embedded shop, `nubo loadgen --scenario checkout-heavy`, {seconds} s per run: first a \
+        "{shop}, `nubo loadgen --scenario checkout-heavy`, {seconds} s per run: first a \
          closed loop (the peak), then an open load at half the peak's order rate, latency from \
          each arrival's intended time. A checkout is the `POST /api/v1/checkout` answer (202); \
          \"until settled\" follows the order until it is completed or cancelled.\n"

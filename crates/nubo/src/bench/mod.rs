@@ -12,6 +12,8 @@
 
 mod ceiling;
 mod checkout;
+mod distributed;
+mod nginx;
 mod report;
 mod surge;
 mod wrk;
@@ -25,6 +27,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::fuzz::resident_kib;
+use nginx::Nginx;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -55,6 +58,10 @@ pub struct BenchArgs {
     /// Seconds of the black-friday run (needs the checkout runs); 0 skips it.
     #[arg(long, default_value_t = 120)]
     pub surge_seconds: u64,
+    /// Measure the embedded shop only: no distributed checkout, per-service footprint or
+    /// pgbench (those start a PostgreSQL, NATS, Redis and SMTP server of their own).
+    #[arg(long)]
+    pub embedded_only: bool,
 }
 
 /// One way of reading the product.
@@ -103,6 +110,7 @@ pub struct Figures {
     /// At provider latency 0 and at its default.
     pub checkout: Vec<checkout::Checkout>,
     pub surge: Option<surge::Surge>,
+    pub distributed: Option<distributed::Distributed>,
 }
 
 #[derive(Debug, Serialize)]
@@ -231,6 +239,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await?,
         );
     }
+    let mut distributed = None;
+    if args.checkout_seconds > 0 && !args.embedded_only {
+        distributed = Some(
+            distributed::measure(
+                args.port + 100,
+                work.path(),
+                args.shoppers,
+                args.checkout_seconds,
+            )
+            .await?,
+        );
+    }
     let figures = Figures {
         machine: report::Machine::read(),
         seconds: args.seconds,
@@ -247,14 +267,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         },
         checkout: checkouts,
         surge,
+        distributed,
     };
     report::write(&args.report, &figures)?;
     println!("{}", report::http_table(&figures));
     if !figures.checkout.is_empty() {
         println!(
             "{}",
-            checkout::table(&figures.checkout, args.checkout_seconds)
+            checkout::table("Embedded shop", &figures.checkout, args.checkout_seconds)
         );
+    }
+    if let Some(d) = &figures.distributed {
+        println!("{}", distributed::section(d, args.checkout_seconds));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);
@@ -348,86 +372,6 @@ impl Shop {
             );
         }
         let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
-    }
-}
-
-/// nginx as Debian ships it (`worker_processes auto`), proxying to the catalog over mutual TLS
-/// with the gateway's certificate and a pool of kept-alive upstream connections; no access log,
-/// as the gateway writes none per request. It does not check the catalog's certificate: the
-/// certificate names a SPIFFE id, which nginx cannot match (a check made once per connection,
-/// and connections are kept).
-struct Nginx {
-    prefix: PathBuf,
-}
-
-impl Nginx {
-    async fn start(work: &Path, port: u16, catalog_port: u16) -> anyhow::Result<Self> {
-        let prefix = work.join("nginx");
-        std::fs::create_dir_all(prefix.join("logs"))?;
-        let tls = work.join("shop").join("tls");
-        let config = format!(
-            "worker_processes auto;
-pid {prefix}/nginx.pid;
-error_log {prefix}/logs/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {prefix}/body;
-  proxy_temp_path {prefix}/proxy;
-  upstream catalog {{ server 127.0.0.1:{catalog_port}; keepalive 64; }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass https://catalog;
-      proxy_http_version 1.1;
-      proxy_set_header Connection \"\";
-      proxy_ssl_certificate {gateway}/tls.crt;
-      proxy_ssl_certificate_key {gateway}/tls.key;
-      proxy_ssl_session_reuse on;
-    }}
-  }}
-}}
-",
-            prefix = prefix.display(),
-            gateway = tls.join("gateway").display(),
-        );
-        let file = prefix.join("nginx.conf");
-        std::fs::write(&file, config)?;
-        let out = tokio::process::Command::new("nginx")
-            .arg("-c")
-            .arg(&file)
-            .arg("-p")
-            .arg(&prefix)
-            .output()
-            .await?;
-        if !out.status.success() {
-            bail!(
-                "nginx did not start: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            );
-        }
-        let nginx = Self { prefix };
-        let url = format!("http://127.0.0.1:{port}/readyz");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while reqwest::get(&url).await.is_err() {
-            if Instant::now() > deadline {
-                bail!("nginx does not answer on port {port}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        Ok(nginx)
-    }
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let pid = std::fs::read_to_string(self.prefix.join("nginx.pid"));
-        if let Ok(pid) = pid.unwrap_or_default().trim().parse::<i32>() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid),
-                nix::sys::signal::Signal::SIGQUIT,
-            );
-        }
     }
 }
 

@@ -204,11 +204,16 @@ pub fn write(path: &Path, figures: &Figures) -> anyhow::Result<()> {
     let existing = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_owned());
     let mut text = replace_section(&existing, "http", &section(figures));
     if !figures.checkout.is_empty() {
-        let table = super::checkout::table(&figures.checkout, figures.checkout_seconds);
+        let table =
+            super::checkout::table("Embedded shop", &figures.checkout, figures.checkout_seconds);
         text = replace_section(&text, "checkout", &table);
     }
     if let Some(surge) = &figures.surge {
         text = replace_section(&text, "surge", &super::surge::section(surge));
+    }
+    if let Some(d) = &figures.distributed {
+        let section = super::distributed::section(d, figures.checkout_seconds);
+        text = replace_section(&text, "distributed", &section);
     }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let chart = path.parent().unwrap_or(Path::new(".")).join(CHART);
@@ -247,6 +252,11 @@ fn bar_chart(figures: &Figures) -> String {
     for (i, (target, runs)) in figures.http.iter().enumerate() {
         let y = top + i as f64 * (bar + gap);
         let value = median(runs, |r| r.requests_per_second);
+        // The label goes after the bar and after every round's tick, so none crosses it.
+        let label_at = runs
+            .iter()
+            .map(|r| r.requests_per_second)
+            .fold(value, f64::max);
         let colour = if *target == Target::Gateway {
             "#2b6cb0"
         } else {
@@ -261,7 +271,7 @@ fn bar_chart(figures: &Figures) -> String {
             y + bar * 0.65,
             target.label(),
             value * scale,
-            left + value * scale + 6.0,
+            left + label_at * scale + 6.0,
             y + bar * 0.65,
         );
         for run in runs {
@@ -315,6 +325,7 @@ mod tests {
             checkout_seconds: 0,
             checkout: Vec::new(),
             surge: None,
+            distributed: None,
             http: Target::ALL.iter().map(|t| (*t, vec![run(100.0)])).collect(),
             footprint: super::super::Footprint {
                 start_to_ready_ms: 1,

@@ -6,7 +6,7 @@
 
 mod faults;
 mod load;
-mod servers;
+pub(crate) mod servers;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -424,7 +424,7 @@ async fn ready(client: &reqwest::Client, replica: &Replica) -> bool {
         .is_ok_and(|r| r.status().is_success())
 }
 
-async fn all_ready(replicas: &[Replica]) -> bool {
+pub(crate) async fn all_ready(replicas: &[Replica]) -> bool {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(2))
         .build()

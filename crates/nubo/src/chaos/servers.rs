@@ -120,6 +120,14 @@ impl Server {
         }
     }
 
+    /// One of PostgreSQL's programs (pgbench, psql) of the same version as this server.
+    pub fn pg_program(&self, name: &str) -> Option<PathBuf> {
+        match &self.kind {
+            Kind::Postgres { bin, .. } => Some(bin.join(name)).filter(|p| p.is_file()),
+            _ => None,
+        }
+    }
+
     /// Starts it and waits until its port takes connections.
     pub async fn start(&mut self) -> anyhow::Result<()> {
         let port = self.port.to_string();

@@ -48,12 +48,13 @@ pub struct Deployment {
 /// cover the steady state under the load generator with headroom; limits cap a runaway pod
 /// while leaving room for start-up (migrations) and bursts.
 pub const DEPLOYMENTS: &[Deployment] = &[
-    // Not yet measured under load: sized from argon2id's cost (19 MiB and ~50 ms of one core per
-    // password hash), so a pod can check a few logins at once.
+    // Sized from argon2id's cost (19 MiB and ~50 ms of one core per password hash, as many
+    // hashers as CPUs): `nubo bench` saw 41 MiB of heap idle and 78 MiB resident with two
+    // hashers busy (RESOURCES.md).
     Deployment {
         service: "identity",
         cpu_request_m: 200,
-        memory_request_mi: 64,
+        memory_request_mi: 96,
         cpu_limit_m: 1000,
         memory_limit_mi: 256,
         scale_on_request_rate: None,
@@ -61,10 +62,11 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
+    // Measured by `nubo bench` (RESOURCES.md): 1.3 ms of CPU per order's requests, 22 MiB peak.
     Deployment {
         service: "gateway",
         cpu_request_m: 100,
-        memory_request_mi: 32,
+        memory_request_mi: 48,
         cpu_limit_m: 1000,
         memory_limit_mi: 128,
         scale_on_request_rate: Some(300),
@@ -72,8 +74,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 1.4 ms of CPU per order, 16 MB, so 100m
-    // holds about 70 orders/s.
+    // Measured by `nubo bench` (RESOURCES.md): 2.0 ms of CPU per order, 22 MiB, so 100m holds
+    // about 50 orders/s.
     Deployment {
         service: "inventory",
         cpu_request_m: 100,
@@ -85,7 +87,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 1.9 ms of CPU per order, 16 MB; most of a
+    // Measured by `nubo bench` (RESOURCES.md): 2.5 ms of CPU per order, 21 MiB; most of a
     // request is the provider's latency, so memory for many concurrent requests matters more.
     Deployment {
         service: "payments",
@@ -98,7 +100,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 1.2 ms of CPU per order, 16 MB; carts
+    // Measured by `nubo bench` (RESOURCES.md): 1.8 ms of CPU per order, 21 MiB; carts
     // themselves live in Redis.
     Deployment {
         service: "cart",
@@ -111,8 +113,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 7.8 ms of CPU per checkout saga, 19 MB (7.4 to
-    // 7.7 ms on a slower machine since a saga step reads less).
+    // Measured by `nubo bench` (RESOURCES.md): 7.8 ms of CPU per checkout saga, 25 MiB peak, so
+    // 250m holds about 32 checkouts/s and the HPA's 70% target scales out near 22.
     Deployment {
         service: "orders",
         cpu_request_m: 250,
@@ -124,7 +126,7 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         secret_env: &[],
         external_egress: &[],
     },
-    // Measured with `nubo loadgen` (RESOURCES.md): 1.6 ms of CPU per order's email, 16 MB. It
+    // Measured by `nubo bench` (RESOURCES.md): 1.9 ms of CPU per order's email, 21 MiB. It
     // scales on its consumers' lag (KEDA), not on CPU.
     Deployment {
         service: "notifications",
@@ -139,6 +141,8 @@ pub const DEPLOYMENTS: &[Deployment] = &[
         // SMTP, submission over STARTTLS, submission over TLS.
         external_egress: &[25, 465, 587],
     },
+    // Measured by `nubo bench` (RESOURCES.md): 1.8 ms of CPU per order (the cart prices its
+    // lines from it), 22 MiB.
     Deployment {
         service: "catalog",
         cpu_request_m: 100,
