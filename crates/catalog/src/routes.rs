@@ -23,7 +23,33 @@ use crate::{cached, search};
 
 pub fn router(ctx: Context) -> Router {
     let (router, _) = public_routes().split_for_parts();
-    router.with_state(ctx)
+    router
+        .route(
+            "/internal/v1/products/by-sku/{sku}",
+            axum::routing::get(product_by_sku),
+        )
+        .with_state(ctx)
+}
+
+/// What the cart prices a line with: the product with exactly this SKU, as a page of none or
+/// one, the shape of a search's answer (so a caller can fall back to the search of a catalog
+/// that predates this route). An unknown SKU is an empty page, not a 404: a 404 here means the
+/// route itself is missing.
+async fn product_by_sku(
+    State(ctx): State<Context>,
+    Path(sku): Path<String>,
+) -> Result<Json<ProductPage>, ApiError> {
+    let sku = nubo_contracts::Sku::parse(&sku).map_err(|m| ApiError::invalid("sku", m))?;
+    let items: Vec<Product> = store::by_sku(&ctx.db, sku.as_str())
+        .await?
+        .into_iter()
+        .collect();
+    Ok(Json(ProductPage {
+        total: items.len() as i64,
+        items,
+        page: 1,
+        per_page: 1,
+    }))
 }
 
 /// The catalog's part of the public API document (the gateway serves all of them merged).

@@ -66,6 +66,13 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
     Ok(row.map(Into::into))
 }
 
+/// The product with exactly this SKU (SKUs are unique), if there is one.
+pub async fn by_sku(db: &Db, sku: &str) -> Result<Option<Product>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM products WHERE sku = $1");
+    let row = with_db!(db, pool => sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(sku).fetch_optional(pool).await)?;
+    Ok(row.map(Into::into))
+}
+
 /// One page of products, by name, optionally in one category; and how many match in all.
 pub async fn list(
     db: &Db,

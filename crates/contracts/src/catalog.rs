@@ -58,15 +58,22 @@ impl CatalogClient {
         Self(ctx.client(Self::SERVICE).clone())
     }
 
-    /// The product with exactly this SKU, if the catalog has it: found through the catalog's
-    /// search, which indexes SKUs.
+    /// The product with exactly this SKU, if the catalog has it: one read by its unique SKU.
+    /// A catalog older than that route (a rolling upgrade) answers 404, and is asked through
+    /// its search, which indexes SKUs.
     pub async fn product_with_sku(
         &self,
         sku: &crate::Sku,
     ) -> Result<Option<PricedProduct>, CallError> {
         // A SKU is upper-case letters, digits and dashes: nothing in it needs escaping.
-        let path = format!("/api/v1/products/search?q={}&per_page=100", sku.as_str());
-        let page: SearchPage = self.0.call(Call::get(path)).await?;
+        let exact = format!("/internal/v1/products/by-sku/{}", sku.as_str());
+        let page: SearchPage = match self.0.call(Call::get(exact)).await {
+            Err(CallError::NotFound { .. }) => {
+                let path = format!("/api/v1/products/search?q={}&per_page=100", sku.as_str());
+                self.0.call(Call::get(path)).await?
+            }
+            answer => answer?,
+        };
         Ok(page.items.into_iter().find(|p| p.sku == sku.as_str()))
     }
 }

@@ -13,6 +13,7 @@ both_modes!(
     bad_product_input_is_refused_and_nothing_is_written,
     admin_routes_need_an_admin,
     a_malformed_or_unknown_id_gets_a_clear_problem,
+    the_cart_reads_a_product_by_its_exact_sku,
 );
 
 async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
@@ -222,5 +223,32 @@ async fn a_malformed_or_unknown_id_gets_a_clear_problem(mode: TestMode) {
         .update("01a211dc-d363-71a9-b3b7-f1327e53f1ff", &product("TEA-1", 1))
         .await;
     assert_problem(update, 404).await;
+    system.shutdown().await;
+}
+
+/// The cart prices a line by its SKU: exactly that product, not one whose SKU merely starts
+/// the same or matches as search words; an unknown SKU is an empty page, a malformed one a 422
+/// naming the field, as inventory's SKU routes answer.
+async fn the_cart_reads_a_product_by_its_exact_sku(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system).await;
+    for (sku, cents) in [("TEA-010", 500), ("TEA-0101", 700), ("TEA-010-B", 900)] {
+        admin.create_ok(&product(sku, cents)).await;
+    }
+    let cart = system.client_as("cart", "catalog");
+    let by_sku = |sku: &str| format!("/internal/v1/products/by-sku/{sku}");
+    let found = cart.get(&by_sku("TEA-010")).await;
+    assert_eq!(found.status(), 200, "{found:?}");
+    let page: Value = found.json().await.unwrap();
+    assert_eq!(page["total"], 1, "{page}");
+    assert_eq!(page["items"][0]["sku"], "TEA-010");
+    assert_eq!(page["items"][0]["price"]["amount_minor"], 500);
+
+    let unknown: Value = cart.get(&by_sku("NOPE-404")).await.json().await.unwrap();
+    assert_eq!(unknown["items"], json!([]), "{unknown}");
+    for bad in ["tea-010", "T", "TEA%20010"] {
+        let answer = cart.get(&by_sku(bad)).await;
+        assert_eq!(answer.status(), 422, "{bad}: {answer:?}");
+    }
     system.shutdown().await;
 }
