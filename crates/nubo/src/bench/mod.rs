@@ -15,12 +15,12 @@ mod checkout;
 mod distributed;
 mod nginx;
 mod report;
+mod shop;
 mod surge;
 mod wrk;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Serialize;
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::fuzz::resident_kib;
 use nginx::Nginx;
+use shop::Shop;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -122,6 +123,9 @@ pub struct Footprint {
     pub loaded_rss_kib: u64,
     pub peak_rss_kib: u64,
     pub binary_bytes: u64,
+    /// What an image built `FROM scratch` holds: the binary and the shared libraries it links
+    /// (as `ldd` lists them), before the image's own few files.
+    pub image_bytes: u64,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -264,6 +268,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             loaded_rss_kib,
             peak_rss_kib,
             binary_bytes: std::env::current_exe()?.metadata()?.len(),
+            image_bytes: image_bytes().await?,
         },
         checkout: checkouts,
         surge,
@@ -287,92 +292,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The shop under test: this binary's `nubo up`, rate limit out of the way (it would answer
-/// wrk's one address with 429s), logging only warnings.
-struct Shop {
-    child: tokio::process::Child,
-    port: u16,
-}
-
-impl Shop {
-    async fn start(
-        port: u16,
-        data: &Path,
-        env: &[(&str, &str)],
-    ) -> anyhow::Result<(Self, Duration)> {
-        let started = Instant::now();
-        let mut command = tokio::process::Command::new(std::env::current_exe()?);
-        for (name, _) in std::env::vars().filter(|(n, _)| n.starts_with("NUBO_")) {
-            command.env_remove(name);
-        }
-        let child = command
-            .args(["up", "--port", &port.to_string()])
-            .arg("--data-dir")
-            .arg(data)
-            .env("NUBO_GATEWAY_RATE_LIMIT_RPS", "1000000")
-            .env("NUBO_LOG", "warn")
-            .envs(env.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
-        let mut shop = Self { child, port };
-        let http = reqwest::Client::new();
-        // Each service's probes: on its ops port if it has one (the gateway), else on its own.
-        let probes = crate::SERVICES
-            .iter()
-            .map(|desc| crate::ops_port_of(desc, port).unwrap_or(crate::port_of(desc, port)));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        for ops in probes {
-            loop {
-                let ready = http
-                    .get(format!("http://127.0.0.1:{ops}/readyz"))
-                    .send()
-                    .await
-                    .is_ok_and(|r| r.status().is_success());
-                if ready {
-                    break;
-                }
-                if let Some(status) = shop.child.try_wait()? {
-                    bail!("the shop under test exited ({status}) before it was ready");
-                }
-                if Instant::now() > deadline {
-                    bail!("the shop under test was not ready within a minute");
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-        }
-        Ok((shop, started.elapsed()))
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
-    }
-
-    async fn a_product(&self) -> anyhow::Result<String> {
-        let page: serde_json::Value = reqwest::get(format!(
-            "http://127.0.0.1:{}/api/v1/products?per_page=1",
-            self.port
-        ))
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-        page["items"][0]["id"]
-            .as_str()
-            .map(str::to_owned)
-            .context("the shop under test lists no product")
-    }
-
-    async fn stop(&mut self) {
-        if let Some(pid) = self.child.id() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
-    }
+/// The size of this binary and of every shared library it links, which is what an image built
+/// `FROM scratch` for it must hold.
+async fn image_bytes() -> anyhow::Result<u64> {
+    let exe = std::env::current_exe()?;
+    let out = tokio::process::Command::new("ldd")
+        .arg(&exe)
+        .output()
+        .await
+        .context("ldd (Debian's libc-bin) does not run")?;
+    let libraries: u64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x...)` or `/lib64/ld-linux... (0x...)`;
+        // the vDSO has no file.
+        .filter_map(|l| l.split("=>").last()?.split_whitespace().next())
+        .filter(|path| path.starts_with('/'))
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    Ok(exe.metadata()?.len() + libraries)
 }
 
 /// Peak resident memory of `pid` (VmHWM), in KiB.
@@ -387,4 +325,15 @@ fn which(tool: &str) -> Option<PathBuf> {
         .map(|dir| Path::new(dir).join(tool))
         .find(|p| p.is_file())
         .or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.is_file()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn an_image_holds_the_binary_and_the_libraries_it_links() {
+        let binary = std::env::current_exe().unwrap().metadata().unwrap().len();
+        let image = super::image_bytes().await.unwrap();
+        // This test binary links at least the C library and the dynamic loader.
+        assert!(image > binary + 100_000, "{image} against {binary}");
+    }
 }

@@ -177,6 +177,11 @@ fn section(figures: &Figures) -> String {
         "| size of the `nubo` binary | {:.1} MiB |",
         f.binary_bytes as f64 / (1024.0 * 1024.0)
     );
+    let _ = writeln!(
+        out,
+        "| content of an image built `FROM scratch`: the binary and the shared libraries it links | {:.1} MiB |",
+        f.image_bytes as f64 / (1024.0 * 1024.0)
+    );
     out
 }
 
@@ -333,6 +338,7 @@ mod tests {
                 loaded_rss_kib: 1,
                 peak_rss_kib: 1,
                 binary_bytes: 1,
+                image_bytes: 1,
             },
         };
         std::fs::write(
