@@ -10,7 +10,7 @@
 //!
 //! Browsing is most of a shop's traffic, and a page served from the cache costs little more than
 //! decoding it and encoding it again, so the JSON is most of what catalog spends on it. The
-//! products are shaped like the demo catalog's (a name, a sentence of description, a price, an
+//! products are the demo catalog's coffees (a name, a sentence of description, a price, an
 //! image URL).
 
 use std::time::Duration;
@@ -28,37 +28,9 @@ use nubo_platform::uuid::Uuid;
 /// The default `per_page` of the product list.
 const PER_PAGE: u32 = 20;
 
-/// Name, description, price in cents: the demo catalog's kind of product.
-const ITEMS: &[(&str, &str, i64)] = &[
-    (
-        "Ethiopia Yirgacheffe",
-        "Washed, floral, bergamot and lemon; light roast, 250 g.",
-        1490,
-    ),
-    (
-        "Colombia Huila",
-        "Caramel and red apple; medium roast, 250 g.",
-        1290,
-    ),
-    (
-        "Brazil Cerrado",
-        "Nutty, chocolate, low acidity; for espresso, 1 kg.",
-        3490,
-    ),
-    (
-        "Sencha Asahi",
-        "Steamed Japanese green tea, grassy and sweet; 100 g tin.",
-        1150,
-    ),
-    (
-        "Hario V60 dripper",
-        "Ceramic pour-over cone, size 02, with 40 filters.",
-        2490,
-    ),
-];
-
 fn product(n: usize) -> Product {
-    let (name, description, cents) = ITEMS[n % ITEMS.len()];
+    let coffees = nubo_catalog::demo_coffees();
+    let (name, description, cents) = coffees[n % coffees.len()];
     let sku = format!("COF-{:03}", n + 1);
     let created = Utc
         .with_ymd_and_hms(2026, 3, 14, 9, 26, 53)

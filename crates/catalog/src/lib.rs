@@ -10,6 +10,8 @@ mod events;
 pub mod routes;
 pub mod search;
 mod seed;
+#[doc(hidden)]
+pub use seed::coffees as demo_coffees;
 pub mod store;
 
 use nubo_contracts::catalog::ProductChanged;

@@ -36,6 +36,15 @@ const CATEGORIES: &[(&str, &str, &str)] = &[
 /// Name, description, price in cents.
 type Item = (&'static str, &'static str, i64);
 
+/// The demo catalog's coffees (name, description, price in cents): what the benchmarks put on
+/// a page, so they measure the shop's own kind of product.
+pub fn coffees() -> &'static [Item] {
+    CATALOG
+        .iter()
+        .find(|(category, ..)| *category == "coffee")
+        .map_or(&[], |(_, _, items)| items)
+}
+
 /// Category, SKU prefix, and its products.
 const CATALOG: &[(&str, &str, &[Item])] = &[
     (
