@@ -39,6 +39,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     seed: None,
     cache_holds_data: true,
+    knobs: &[],
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

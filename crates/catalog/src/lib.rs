@@ -42,6 +42,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_products(ctx))),
     cache_holds_data: false,
+    knobs: &[],
 };
 
 /// The durable name of the consumer that records prices.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod authenticate;
+pub mod console;
 pub mod openapi;
 mod proxy;
 mod rate_limit;
@@ -40,6 +41,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: None,
     seed: None,
     cache_holds_data: false,
+    knobs: &[],
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

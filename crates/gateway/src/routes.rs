@@ -7,6 +7,7 @@ use nubo_platform::axum::middleware;
 use nubo_platform::axum::routing::{any, get};
 
 use crate::authenticate;
+use crate::console;
 use crate::openapi;
 use crate::proxy::{self, Upstreams};
 use crate::rate_limit::{self, Limits};
@@ -50,6 +51,8 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
     let upstreams = Upstreams::new(&ctx);
     Router::new()
         .route("/api/v1/{*path}", any(proxy::forward).with_state(upstreams))
+        // The ops console's admin API is the gateway's own, behind the same limits and checks.
+        .merge(console::api(ctx.clone()))
         // Outer to inner: count the request against its client's rate first (cheap), then
         // check its token, then proxy.
         .route_layer(middleware::from_fn_with_state(
@@ -62,6 +65,7 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
         ))
         // The storefront, like the document below, needs no token and is not rate limited.
         .merge(storefront::routes())
+        .merge(console::pages())
         // Added after the layers above: the document needs no token and is not rate limited.
         .route(openapi::PATH, get(openapi::serve))
 }

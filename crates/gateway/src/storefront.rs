@@ -36,7 +36,7 @@ async fn style() -> Response {
     asset("text/css; charset=utf-8", include_str!("storefront.css"))
 }
 
-fn asset(content_type: &'static str, body: &'static str) -> Response {
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

@@ -93,6 +93,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     seed: Some(|ctx| Box::pin(seed::demo_accounts(ctx))),
     cache_holds_data: false,
+    knobs: &[],
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
@@ -100,6 +101,17 @@ async fn build(ctx: Context) -> anyhow::Result<Parts> {
     let keys = keys::KeyRing::new(ctx.db.clone(), config.lifetimes());
     // A replica that cannot sign must not report ready: make sure a key exists before serving.
     keys.ensure_signing_key().await?;
+    // The platform's own admin routes (the ops console's) check tokens with the context's
+    // verifier: here that is this replica's key set, not a JWKS fetched from itself.
+    let (ring, clock) = (keys.clone(), ctx.clock.clone());
+    ctx.verifier
+        .use_source(nubo_platform::auth::KeySource::Local(std::sync::Arc::new(
+            move || {
+                let jwks = nubo_platform::serde_json::to_value(ring.jwks(clock.now()));
+                jwks.and_then(nubo_platform::serde_json::from_value)
+                    .unwrap_or(jsonwebtoken::jwk::JwkSet { keys: Vec::new() })
+            },
+        )));
     let state = routes::Identity::new(ctx, keys.clone(), config).await?;
     let sessions = state.sessions.clone();
     Ok(Parts {

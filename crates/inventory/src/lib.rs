@@ -55,6 +55,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     // Demo stock arrives through NUBO_INVENTORY_INITIAL_STOCK as the catalog seeds products.
     seed: None,
     cache_holds_data: false,
+    knobs: &[],
 };
 
 /// The durable name of the consumer that gives new products their stock.

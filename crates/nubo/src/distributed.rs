@@ -164,7 +164,9 @@ pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     };
     let port = plan.up.port;
     let fleet = Fleet::start(plan).await?;
-    println!("nubo (distributed) is starting: http://127.0.0.1:{port}/  Ctrl-C stops everything.");
+    println!(
+        "nubo (distributed) is starting: http://127.0.0.1:{port}/  (ops console: /ops)  Ctrl-C stops everything."
+    );
     nubo_platform::server::shutdown_signal().await;
     fleet.stop().await;
     Ok(())

@@ -147,6 +147,10 @@ fn announce(ops_urls: &BTreeMap<String, String>, port: u16, clock: Instant, seed
         "  {:<14}http://127.0.0.1:{port}/api/v1/products\n",
         "shop API"
     ));
+    text.push_str(&format!(
+        "  {:<14}http://127.0.0.1:{port}/ops  (admins: map, logs, fault switches)\n",
+        "ops console"
+    ));
     for (name, url) in ops_urls {
         text.push_str(&format!("  {name:<14}{url}  (/readyz, /metrics)\n"));
     }

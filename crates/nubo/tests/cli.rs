@@ -671,6 +671,11 @@ fn on_a_terminal_nubo_up_prints_its_banner_before_any_routine_log_line() {
         .filter(|l| l.contains("http://127.0.0.1:") && l.starts_with("  "))
         .collect();
     assert!(rows[0].trim_start().starts_with("shop API"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .any(|r| r.trim_start().starts_with("ops console") && r.contains("/ops")),
+        "the banner names the ops console: {rows:?}"
+    );
     let column = rows[0].find("http://").unwrap();
     assert!(
         rows.iter().all(|r| r.find("http://") == Some(column)),

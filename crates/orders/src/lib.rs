@@ -43,6 +43,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     seed: None,
     cache_holds_data: false,
+    knobs: &[],
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {

@@ -54,12 +54,14 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     openapi: Some(openapi),
     seed: None,
     cache_holds_data: false,
+    knobs: &provider::KNOBS,
 };
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
     let config = Config::from_context(&ctx)?;
+    let provider = Provider::from_config(&config, ctx.faults.clone());
     Ok(Parts {
-        router: routes::router(ctx, Provider::from_config(&config)),
+        router: routes::router(ctx, provider),
         consumers: vec![],
         tasks: vec![],
     })

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use nubo_contracts::Money;
 use nubo_platform::async_trait::async_trait;
+use nubo_platform::ops::{Faults, Knob};
 use nubo_platform::uuid::Uuid;
 
 use crate::config::Config;
@@ -78,14 +79,13 @@ impl Provider {
         Self { inner, deadline }
     }
 
-    pub fn from_config(config: &Config) -> Self {
-        Self::new(
-            Arc::new(SimulatedProvider::new(
-                config.provider_latency,
-                config.provider_failure_rate,
-            )),
-            config.provider_timeout,
-        )
+    /// The simulated provider as configured; an operator's switches in `faults` override its
+    /// failure rate and latency while they are set.
+    pub fn from_config(config: &Config, faults: Faults) -> Self {
+        let mut simulated =
+            SimulatedProvider::new(config.provider_latency, config.provider_failure_rate);
+        simulated.switches = Some(faults);
+        Self::new(Arc::new(simulated), config.provider_timeout)
     }
 
     async fn within<T>(
@@ -120,11 +120,33 @@ impl Provider {
     }
 }
 
+/// The switches the ops console shows for payments, overriding the configured values.
+pub const KNOBS: [Knob; 2] = [
+    Knob {
+        name: FAILURE_RATE_KNOB,
+        meaning: "the fraction of simulated card provider calls that fail transiently",
+        min: 0.0,
+        max: 1.0,
+        unit: "fraction",
+    },
+    Knob {
+        name: LATENCY_KNOB,
+        meaning: "how long the simulated card provider takes to answer",
+        min: 0.0,
+        max: 30_000.0,
+        unit: "milliseconds",
+    },
+];
+pub const FAILURE_RATE_KNOB: &str = "provider_failure_rate";
+pub const LATENCY_KNOB: &str = "provider_latency_ms";
+
 /// A provider that lives in the process: for development, demos and tests.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct SimulatedProvider {
     latency: Duration,
     failure_rate: f64,
+    /// An operator's switches, read on every call.
+    switches: Option<Faults>,
 }
 
 impl SimulatedProvider {
@@ -133,15 +155,21 @@ impl SimulatedProvider {
         Self {
             latency,
             failure_rate: failure_rate.clamp(0.0, 1.0),
+            switches: None,
         }
     }
 
     /// What every call goes through: the latency, then maybe a transient failure.
     async fn answer(&self) -> Result<(), ProviderError> {
-        if !self.latency.is_zero() {
-            nubo_platform::tokio::time::sleep(self.latency).await;
+        let switch = |name| self.switches.as_ref().and_then(|f| f.knob(name));
+        let latency = switch(LATENCY_KNOB)
+            .map_or(self.latency, |ms| Duration::from_millis(ms.max(0.0) as u64));
+        let failure_rate =
+            switch(FAILURE_RATE_KNOB).map_or(self.failure_rate, |r| r.clamp(0.0, 1.0));
+        if !latency.is_zero() {
+            nubo_platform::tokio::time::sleep(latency).await;
         }
-        if rand::random_bool(self.failure_rate) {
+        if rand::random_bool(failure_rate) {
             return Err(ProviderError::Unavailable);
         }
         Ok(())

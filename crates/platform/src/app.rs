@@ -163,8 +163,10 @@ impl Application {
                 async move { answer(slot.get().cloned(), request).await }
             }
         });
+        let faults = crate::ops::Faults::default();
         let config = StackConfig {
             service: desc.name,
+            faults: faults.clone(),
             request_timeout: settings.request_timeout,
             body_limit_bytes: settings.body_limit_bytes,
             concurrency_limit: settings.concurrency_limit,
@@ -201,7 +203,7 @@ impl Application {
 
         let mut background = JoinSet::new();
         let started = tokio::select! {
-            started = start(desc, &settings, env, &wiring, &identity, &health, &metrics, clock, &local, &mut background)
+            started = start(desc, &settings, env, &wiring, &identity, &health, &metrics, &faults, clock, &local, &mut background)
                 .instrument(tracing::info_span!("startup", service = desc.name)) => started,
             _ = local.cancelled() => Ok(None),
         };
@@ -320,6 +322,7 @@ async fn start(
     identity: &ServiceIdentity,
     health: &Health,
     metrics: &Metrics,
+    faults: &crate::ops::Faults,
     clock: Clock,
     token: &CancellationToken,
     background: &mut JoinSet<()>,
@@ -368,6 +371,12 @@ async fn start(
         metrics.events_published.clone(),
     );
     let clients = Context::clients(desc, settings, metrics, &wiring.service_urls, identity)?;
+    let console_clients = if desc.name == config::EDGE {
+        let uncounted = Metrics::new("ops-console");
+        Context::clients(desc, settings, &uncounted, &wiring.service_urls, identity)?
+    } else {
+        BTreeMap::new()
+    };
     // A service that calls identity verifies tokens with identity's published keys.
     let verifier = Verifier::new(match clients.get("identity") {
         Some(identity) => KeySource::Remote(identity.clone()),
@@ -383,7 +392,10 @@ async fn start(
         clock,
         verifier,
         env: Arc::new(env),
+        faults: faults.clone(),
+        ops: crate::ops::Ops::new(desc, health.clone(), metrics.clone(), faults.clone()),
         clients: Arc::new(clients),
+        console_clients: Arc::new(console_clients),
         relay: relay.waker(),
     });
     let parts = (desc.build)(ctx.clone()).await?;
@@ -434,7 +446,9 @@ async fn start(
         runtimes,
         token.clone(),
     ));
-    Ok(Some((parts.router, db)))
+    // The ops console's two routes, on every service.
+    let router = parts.router.merge(crate::ops::routes(ctx));
+    Ok(Some((router, db)))
 }
 
 /// What readiness checks: the database always, the cache where it holds the service's data; the

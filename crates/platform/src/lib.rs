@@ -16,6 +16,7 @@ pub mod events;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod ops;
 pub mod server;
 pub mod service;
 pub mod storage;

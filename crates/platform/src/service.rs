@@ -55,6 +55,9 @@ pub struct ServiceDescription {
     /// replica cannot serve without it and is not ready while it is down. Everywhere else the
     /// cache only speeds things up or counts limits, and its outage is reported, not fatal.
     pub cache_holds_data: bool,
+    /// Its own fault switches beyond the platform's, which the ops console shows and sets
+    /// (payments: the simulated card provider's failure rate and latency).
+    pub knobs: &'static [crate::ops::Knob],
 }
 
 /// One durable subscription a service declares: what KEDA scales on and what manifests allow.
@@ -149,7 +152,14 @@ pub struct Handles {
     pub verifier: Verifier,
     /// Its own settings from the environment (the names in its description's `env`).
     pub env: Arc<BTreeMap<String, String>>,
+    /// The switches an operator flips in the ops console; a service reads its knobs here.
+    pub faults: crate::ops::Faults,
+    /// What the ops console reads of this service: its snapshot, and its switches to set.
+    pub ops: crate::ops::Ops,
     pub(crate) clients: Arc<BTreeMap<String, ServiceClient>>,
+    /// The edge's second set of clients, for the ops console's own calls: their own breakers,
+    /// and counted apart, so watching the shop does not show up as its traffic.
+    pub(crate) console_clients: Arc<BTreeMap<String, ServiceClient>>,
     pub(crate) relay: Arc<Notify>,
 }
 
@@ -197,6 +207,11 @@ impl Context {
                 self.service
             )
         })
+    }
+
+    /// The ops console's client of `target` (the edge only; see `console_clients`).
+    pub fn console_client(&self, target: &str) -> Option<&ServiceClient> {
+        self.console_clients.get(target)
     }
 
     /// Writes `event` to the outbox in `tx`; it is published once `tx` commits.

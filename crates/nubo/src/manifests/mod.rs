@@ -282,6 +282,7 @@ mod tests {
         openapi: None,
         seed: None,
         cache_holds_data: false,
+        knobs: &[],
     };
 
     const SCALED: Deployment = Deployment {

@@ -4,6 +4,7 @@
 mod abandoned;
 mod access;
 mod checkout;
+mod console;
 mod failures;
 mod helpers;
 mod input;

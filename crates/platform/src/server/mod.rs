@@ -21,10 +21,12 @@
 //! 7. internal routes (`/internal/...`) admit only a service that proved who it is with a
 //!    client certificate ([`crate::tls::Peer`]) and that the call graph lets call this one
 //!    (401 without a certificate, 403 for any other service, with a log line naming it).
-//! 8. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
-//! 9. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
-//!    once rather than queue without bound.
-//! 10. timeout: a handler past its deadline is dropped and answered 503.
+//! 8. the operator's fault switches ([`crate::ops::faults`]): after the checks above, so an
+//!    injected failure looks to callers and metrics like the service's own.
+//! 9. panic to 500: a bug in one handler answers 500 instead of dropping the connection.
+//! 10. load shedding over a concurrency limit: past the limit, answer 503 with `Retry-After` at
+//!     once rather than queue without bound.
+//! 11. timeout: a handler past its deadline is dropped and answered 503.
 //!
 //! Connections are accepted in [`listen`]: header and idle timeouts, bounded connections.
 
@@ -62,6 +64,7 @@ pub struct StackConfig {
     pub request_timeout: Duration,
     pub body_limit_bytes: usize,
     pub concurrency_limit: usize,
+    pub faults: crate::ops::Faults,
 }
 
 /// Prepares a service's own router: labels responses with the route that matched (so metrics
@@ -96,6 +99,10 @@ pub fn stack(
         .layer(middleware::from_fn_with_state(
             config.service,
             admit_internal,
+        ))
+        .layer(middleware::from_fn_with_state(
+            config.faults.clone(),
+            crate::ops::faults::inject,
         ))
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(HandleErrorLayer::new(overload_to_problem))

@@ -34,6 +34,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::config::LogFormat;
 
 mod repeats;
+pub mod window;
 pub use repeats::Repeats;
 
 /// Each place in the code may write this many warnings per [`REPEAT_WINDOW`]; the rest are
@@ -145,6 +146,9 @@ pub fn init(config: TelemetryConfig<'_>) -> anyhow::Result<TelemetryGuard> {
                 .with_filter(spans_filter(config.filter)),
         )
         .with(output.with_filter(filter.and(repeats.clone())))
+        // The console's window takes what the configured filter lets through, also during a
+        // quiet start.
+        .with(window::WindowLayer.with_filter(EnvFilter::new(config.filter)))
         .try_init()
         .map_err(|e| anyhow::anyhow!("telemetry already initialised: {e}"))?;
     repeats.report_every(REPEAT_WINDOW);
@@ -195,6 +199,7 @@ pub fn init_for_tests() {
             .with(ServiceAndTrace)
             .with(otel)
             .with(output)
+            .with(window::WindowLayer.with_filter(EnvFilter::new("info")))
             .try_init();
         // Keep the provider alive for the whole test process.
         std::mem::forget(provider);

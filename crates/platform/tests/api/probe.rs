@@ -27,6 +27,7 @@ pub static PROBE: ServiceDescription = ServiceDescription {
     openapi: None,
     seed: None,
     cache_holds_data: false,
+    knobs: &[],
 };
 
 #[derive(Serialize, Deserialize)]

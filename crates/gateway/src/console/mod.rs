@@ -1,0 +1,374 @@
+//! The ops console at `/ops`: the service map with each service's health and live RED numbers,
+//! their recent log lines, and the fault switches, for the shop's admins. The page and its two
+//! assets are compiled in like the storefront's; its data comes from the admin routes below,
+//! which fan out to every service's own snapshot and switch routes ([`nubo_platform::ops`]).
+
+mod prom;
+mod watch;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use nubo_platform::auth::{Admin, bearer};
+use nubo_platform::axum::Router;
+use nubo_platform::axum::extract::{FromRef, State};
+use nubo_platform::axum::http::HeaderMap;
+use nubo_platform::axum::response::Response;
+use nubo_platform::axum::routing::{delete, get, put};
+use nubo_platform::error::{Json, Path, Query};
+use nubo_platform::ops::{AuditEntry, FAULTS_PATH, FaultSettings, operator};
+use nubo_platform::serde_json::{Value, json};
+use nubo_platform::telemetry::window::LogLine;
+use nubo_platform::{ApiError, Context, Problem, tokio};
+use serde::Deserialize;
+
+use watch::Watch;
+
+/// Every service the console shows: the gateway and each it calls.
+pub static SERVICES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    std::iter::once(crate::SERVICE.name)
+        .chain(crate::SERVICE.calls().iter().copied())
+        .collect()
+});
+
+#[derive(Clone)]
+pub struct Console {
+    ctx: Context,
+    watch: Arc<tokio::sync::Mutex<Watch>>,
+}
+
+impl FromRef<Console> for Context {
+    fn from_ref(console: &Console) -> Self {
+        console.ctx.clone()
+    }
+}
+
+/// The admin API under `/api/v1/admin/ops`, for the router's token-checked, rate-limited part.
+pub fn api(ctx: Context) -> Router {
+    let console = Console {
+        ctx,
+        watch: Arc::default(),
+    };
+    Router::new()
+        .route("/api/v1/admin/ops/overview", get(overview))
+        .route("/api/v1/admin/ops/logs", get(logs))
+        .route("/api/v1/admin/ops/faults", delete(restore_all))
+        .route("/api/v1/admin/ops/faults/{service}", put(set_faults))
+        .with_state(console)
+}
+
+/// The page, whatever view its path names, and its two assets.
+pub fn pages() -> Router {
+    Router::new()
+        .route("/ops", get(page))
+        .route("/ops/", get(page))
+        .route("/ops/{*view}", get(page))
+        .route("/ops/ops.js", get(script))
+        .route("/ops/ops.css", get(style))
+}
+
+/// The storefront's policy, and images from `data:` URLs for the map's icons.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+async fn page() -> Response {
+    asset("text/html; charset=utf-8", include_str!("ops.html"))
+}
+
+async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", include_str!("ops.js"))
+}
+
+async fn style() -> Response {
+    asset("text/css; charset=utf-8", include_str!("ops.css"))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = crate::storefront::asset(content_type, body);
+    response.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
+    response
+}
+
+fn token(headers: &HeaderMap) -> &str {
+    bearer(headers).unwrap_or_default()
+}
+
+async fn overview(
+    _admin: Admin,
+    State(console): State<Console>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    watch::refresh(&console.ctx, &console.watch, token(&headers)).await;
+    let w = console.watch.lock().await;
+    let mut services = Vec::new();
+    let mut edges = Vec::new();
+    let mut audit: Vec<AuditEntry> = Vec::new();
+    let mut subjects: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for name in SERVICES.iter() {
+        let Some(seen) = w.services.get(name) else {
+            continue;
+        };
+        let s = seen.snapshot.as_ref();
+        let status = match (&seen.unreachable, s) {
+            (Some(_), _) | (None, None) => "unreachable",
+            (None, Some(s)) if s.status == "not ready" => "not_ready",
+            (None, Some(s)) => s.status.as_str(),
+        };
+        let now = seen.series.back();
+        if let Some(s) = s {
+            audit.extend(s.audit.iter().cloned());
+            for c in &s.consumes {
+                subjects.entry(c.subject.clone()).or_default().push(name);
+            }
+        }
+        services.push(json!({
+            "name": name,
+            "instance": s.map(|s| s.instance.as_str()),
+            "version": s.map(|s| s.version.as_str()),
+            "started_at": s.map(|s| s.started_at),
+            "uptime_seconds": s.map(|s| (s.taken_at - s.started_at).num_seconds()),
+            "status": status,
+            "error": seen.unreachable,
+            "checks": s.map(|s| &s.checks),
+            "calls": s.map_or(&[][..], |s| &s.calls),
+            "publishes": s.map_or(&[][..], |s| &s.publishes),
+            "consumes": s.map_or(&[][..], |s| &s.consumes),
+            "faults": s.map(|s| &s.faults),
+            "knobs": s.map_or(&[][..], |s| &s.knobs),
+            "now": now.map(|p| json!({
+                "rps": p.rps, "error_rate": p.error_rate, "p50_ms": p.p50_ms, "p99_ms": p.p99_ms,
+                "in_flight": p.in_flight, "pool_open": p.pool_open, "pool_idle": p.pool_idle,
+                "outbox_backlog": p.outbox_backlog, "consumer_lag": p.consumer_lag,
+                "breakers": w.breakers(name),
+            })),
+            "series": seen.series,
+        }));
+        if let Some(s) = s {
+            for target in &s.calls {
+                let flow = seen.flows.get(target).cloned().unwrap_or_default();
+                edges.push(json!({
+                    "from": name, "to": target, "kind": "http",
+                    "rps": flow.rps, "error_rate": flow.error_rate, "p99_ms": flow.p99_ms,
+                }));
+            }
+        }
+    }
+    // Event flows: from whoever publishes a subject to whoever consumes it.
+    for name in SERVICES.iter() {
+        let Some(s) = w.services.get(name).and_then(|s| s.snapshot.as_ref()) else {
+            continue;
+        };
+        for published in &s.publishes {
+            for (pattern, consumers) in &subjects {
+                if subject_matches(pattern, published) {
+                    for consumer in consumers {
+                        edges.push(json!({
+                            "from": name, "to": consumer, "kind": "event", "subject": published,
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    audit.sort_by_key(|a| std::cmp::Reverse(a.at));
+    audit.truncate(100);
+    Json(json!({
+        "mode": match console.ctx.settings.mode() {
+            nubo_platform::config::Mode::Embedded => "embedded",
+            nubo_platform::config::Mode::Distributed => "distributed",
+        },
+        "sampled_every_seconds": 2,
+        "services": services,
+        "edges": edges,
+        "audit": audit,
+    }))
+}
+
+/// NATS subject matching: `*` is one token, `>` the rest.
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    service: Option<String>,
+    level: Option<String>,
+    q: Option<String>,
+    trace_id: Option<String>,
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+fn level_rank(level: &str) -> Option<u8> {
+    match level.to_ascii_lowercase().as_str() {
+        "error" => Some(0),
+        "warn" => Some(1),
+        "info" => Some(2),
+        "debug" => Some(3),
+        "trace" => Some(4),
+        _ => None,
+    }
+}
+
+async fn logs(
+    _admin: Admin,
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<LogQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let most = match query.level.as_deref().filter(|l| !l.is_empty()) {
+        Some(l) => level_rank(l).ok_or_else(|| {
+            ApiError::invalid("level", "must be one of error, warn, info, debug, trace")
+        })?,
+        None => 4,
+    };
+    let limit = query.limit.unwrap_or(200);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit", "must be 1 to 1000"));
+    }
+    watch::refresh(&console.ctx, &console.watch, token(&headers)).await;
+    let w = console.watch.lock().await;
+    let text = query.q.as_deref().unwrap_or("").to_lowercase();
+    let service = query.service.as_deref().filter(|s| !s.is_empty());
+    let trace = query
+        .trace_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let keep = |l: &LogLine| {
+        service.is_none_or(|s| l.service == s)
+            && level_rank(&l.level).is_some_and(|r| r <= most)
+            && trace.is_none_or(|t| l.trace_id.as_deref() == Some(t))
+            && (text.is_empty()
+                || l.message.to_lowercase().contains(&text)
+                || Value::Object(l.fields.clone())
+                    .to_string()
+                    .to_lowercase()
+                    .contains(&text))
+    };
+    let mut lines: Vec<&LogLine> = w
+        .logs
+        .iter()
+        .rev()
+        .take_while(|l| l.seq > query.after)
+        .filter(|l| keep(l))
+        .take(limit)
+        .collect();
+    lines.reverse();
+    Ok(Json(json!({ "lines": lines, "next": w.last_seq() })))
+}
+
+async fn set_faults(
+    admin: Admin,
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(service): Path<String>,
+    Json(settings): Json<FaultSettings>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(name) = SERVICES.iter().find(|s| **s == service) else {
+        return Err(ApiError::NotFound(format!(
+            "no service is called {service}"
+        )));
+    };
+    let faults = switch(&console.ctx, &admin, name, &settings, token(&headers)).await?;
+    Ok(Json(json!({ "service": name, "faults": faults })))
+}
+
+async fn restore_all(
+    admin: Admin,
+    State(console): State<Console>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let off = FaultSettings::default();
+    let token = token(&headers);
+    let tries = SERVICES
+        .iter()
+        .map(|name| async { (*name, switch(&console.ctx, &admin, name, &off, token).await) });
+    let mut restored = Vec::new();
+    let mut failed = Vec::new();
+    for (name, result) in nubo_platform::futures::future::join_all(tries).await {
+        match result {
+            Ok(_) => restored.push(name),
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+    }
+    if !failed.is_empty() {
+        return Err(Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "some switches could not be turned off; retry: {}",
+                failed.join("; ")
+            ),
+        )
+        .retry_after(1)
+        .into());
+    }
+    Ok(Json(json!({ "restored": restored })))
+}
+
+/// Sets `name`'s switches: the gateway's here, any other's through its own route.
+async fn switch(
+    ctx: &Context,
+    admin: &Admin,
+    name: &str,
+    settings: &FaultSettings,
+    token: &str,
+) -> Result<FaultSettings, ApiError> {
+    if name == crate::SERVICE.name {
+        ctx.ops.set_faults(&operator(admin), settings.clone())?;
+        return Ok(ctx.ops.faults());
+    }
+    let client = ctx
+        .console_client(name)
+        .ok_or_else(|| anyhow::anyhow!("the gateway has no client for {name}"))?;
+    let body = nubo_platform::serde_json::to_vec(settings).map_err(ApiError::internal)?;
+    let mut request = http::Request::put(FAULTS_PATH)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Bytes::from(body))
+        .map_err(ApiError::internal)?;
+    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
+        request.headers_mut().insert(header::AUTHORIZATION, value);
+    }
+    let unreachable = |why: String| {
+        ApiError::from(
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("{name} could not be reached to set its switches ({why}); retry shortly"),
+            )
+            .retry_after(1),
+        )
+    };
+    let response = client
+        .send(request)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status();
+    if status.is_success() {
+        return nubo_platform::serde_json::from_slice(response.body())
+            .map_err(|e| unreachable(format!("unreadable answer: {e}")));
+    }
+    if status.is_client_error() {
+        // The service's own refusal (a value out of range, a token it does not accept).
+        let problem: Problem = nubo_platform::serde_json::from_slice(response.body())
+            .unwrap_or_else(|_| Problem::status(status));
+        return Err(problem.into());
+    }
+    Err(unreachable(format!("it answered {status}")))
+}
