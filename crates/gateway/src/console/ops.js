@@ -357,7 +357,7 @@ function edge(e, at) {
       class: `edge ${http ? 'http' : 'event'}${idle ? ' idle' : rate > 0.05 ? ' bad' : rate > 0 ? ' warn' : ''}`,
       d, 'data-from': e.from, 'data-to': e.to, 'stroke-dasharray': http ? null : '6 4', 'marker-end': 'url(#arrow)',
     }, svg('title', {}, title)),
-    label: label && svg('text', { class: 'edge-label', x, y, 'text-anchor': anchor }, label),
+    label: label && svg('text', { class: 'edge-label', x, y, 'text-anchor': anchor, 'data-from': e.from, 'data-to': e.to }, label),
   };
 }
 

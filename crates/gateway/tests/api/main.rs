@@ -2,6 +2,8 @@
 //! both modes.
 
 mod boundary;
+mod browser;
+mod console;
 mod edge;
 mod openapi;
 mod storefront;

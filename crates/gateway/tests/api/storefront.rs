@@ -6,24 +6,16 @@
 //! `NUBO_TEST_CHROMIUM` and `NUBO_TEST_CHROMEDRIVER` point elsewhere). Without them the test
 //! fails and says what to install; it never passes quietly.
 
-use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use fantoccini::{Client, ClientBuilder, Locator};
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
+use fantoccini::Locator;
 use nubo_identity::domain::Role;
 use nubo_identity::testing::{PASSWORD, add_account};
 use nubo_platform::testing::{TestMode, TestSystem};
 use serde_json::{Value, json};
 
+use crate::browser::{Chromedriver, click, type_into, until_text};
+
 const ADMIN: &str = "admin@storefront.test";
 const SHOPPER: &str = "shopper@storefront.test";
-/// How long the page may take to show what a step leads to.
-const PATIENCE: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 #[ignore = "needs chromium and chromium-driver: run by .ci/run"]
@@ -234,130 +226,4 @@ fn tea(sku: &str, name: &str, price_minor: i64) -> Value {
         "price": { "amount_minor": price_minor, "currency": "EUR" },
         "category": "tea",
     })
-}
-
-async fn click(browser: &Client, css: &str) {
-    browser
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
-}
-
-async fn type_into(browser: &Client, css: &str, text: &str) {
-    let field = browser.find(Locator::Css(css)).await.unwrap();
-    field.clear().await.unwrap();
-    field.send_keys(text).await.unwrap();
-}
-
-/// The text of `css` once it contains `expected`, polling the page; on time out, fails with what
-/// the page showed, and its status message.
-async fn until_text(browser: &Client, css: &str, expected: &str) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    let mut seen = String::new();
-    while Instant::now() < deadline {
-        if let Ok(element) = browser.find(Locator::Css(css)).await {
-            seen = element.text().await.unwrap_or_default();
-            if seen.contains(expected) {
-                return seen;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let message = match browser.find(Locator::Css("#message")).await {
-        Ok(element) => element.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    panic!("{css} never showed {expected:?}; it shows {seen:?}; the status message is {message:?}");
-}
-
-/// chromedriver on a free loopback port, killed on drop.
-struct Chromedriver {
-    process: Child,
-    port: u16,
-}
-
-impl Chromedriver {
-    fn start() -> Self {
-        let driver = required(
-            "NUBO_TEST_CHROMEDRIVER",
-            "/usr/bin/chromedriver",
-            "chromium-driver",
-        );
-        required("NUBO_TEST_CHROMIUM", "/usr/bin/chromium", "chromium");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let logs = if std::env::var_os("TEST_LOG").is_some() {
-            Stdio::inherit
-        } else {
-            Stdio::null
-        };
-        let process = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            // Its own process group, which the browsers it starts stay in: dropping it ends
-            // them all, even when a failed test never closed its session.
-            .process_group(0)
-            .stdout(logs())
-            .stderr(logs())
-            .spawn()
-            .unwrap_or_else(|e| panic!("could not start {driver}: {e}"));
-        let driver = Self { process, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver never listened on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    /// A new headless Chromium session.
-    async fn browser(&self) -> Client {
-        let chromium = std::env::var("NUBO_TEST_CHROMIUM").unwrap_or("/usr/bin/chromium".into());
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                // --no-sandbox: CI and containers run as root; --disable-dev-shm-usage: a
-                // container's /dev/shm is often too small for a renderer.
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                    "--disable-dev-shm-usage", "--window-size=1280,1000"],
-            },
-        });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
-        };
-        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await
-            .unwrap_or_else(|e| panic!("chromedriver could not start Chromium ({chromium}): {e}"))
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let group = Pid::from_raw(self.process.id() as i32);
-        let _ = killpg(group, Signal::SIGKILL);
-        let _ = self.process.wait();
-    }
-}
-
-/// The path in `variable`, or `default`; fails, naming the Debian package, when it is missing.
-fn required(variable: &str, default: &str, package: &str) -> String {
-    let path = std::env::var(variable).unwrap_or(default.into());
-    assert!(
-        Path::new(&path).exists(),
-        "{path} is missing: install Debian's package {package} \
-         (`apt-get install -y chromium chromium-driver`), or set {variable} to where it is"
-    );
-    path
 }

@@ -124,12 +124,18 @@ impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for WindowLayer {
             Some(other) => other.to_string(),
             None => String::new(),
         };
+        // A line outside any service's span may name its service itself (`started`, `stopped`).
+        let named = match fields.get("service") {
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
         push(LogLine {
             seq: 0,
             time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             level: event.metadata().level().as_str().to_owned(),
             service: tags
                 .service
+                .or(named)
                 .or_else(|| PROCESS.get().cloned())
                 .unwrap_or_default(),
             target: event.metadata().target().to_owned(),
