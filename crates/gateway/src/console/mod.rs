@@ -4,6 +4,7 @@
 //! which fan out to every service's own snapshot and switch routes ([`nubo_platform::ops`]).
 
 mod prom;
+mod traces;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -54,6 +55,8 @@ pub fn api(ctx: Context) -> Router {
     Router::new()
         .route("/api/v1/admin/ops/overview", get(overview))
         .route("/api/v1/admin/ops/logs", get(logs))
+        .route("/api/v1/admin/ops/traces", get(traces::list))
+        .route("/api/v1/admin/ops/traces/{trace_id}", get(traces::one))
         .route("/api/v1/admin/ops/faults", delete(restore_all))
         .route("/api/v1/admin/ops/faults/{service}", put(set_faults))
         .with_state(console)

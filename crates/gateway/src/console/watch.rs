@@ -59,6 +59,8 @@ pub struct Seen {
     last: Option<(Instant, Totals)>,
     /// Per replica: the last log line taken.
     logs_after: BTreeMap<String, u64>,
+    /// Per replica: the last span taken.
+    spans_after: BTreeMap<String, u64>,
 }
 
 #[derive(Default)]
@@ -66,6 +68,7 @@ pub struct Watch {
     pub services: BTreeMap<&'static str, Seen>,
     /// Lines of every service, each numbered by the console (`seq`), oldest first.
     pub logs: VecDeque<LogLine>,
+    pub traces: super::traces::Traces,
     next_seq: u64,
     looked: Option<Instant>,
 }
@@ -98,6 +101,14 @@ impl Watch {
             *after = last.seq;
         }
         let lines = std::mem::take(&mut snapshot.logs);
+        let spans = std::mem::take(&mut snapshot.spans);
+        let spans_after = seen
+            .spans_after
+            .entry(snapshot.instance.clone())
+            .or_insert(0);
+        if let Some(last) = spans.last() {
+            *spans_after = last.seq;
+        }
         snapshot.metrics.clear();
         let mut point = Point {
             t: unix_seconds(snapshot.taken_at),
@@ -141,6 +152,7 @@ impl Watch {
         }
         seen.last = Some((at, totals));
         seen.snapshot = Some(snapshot);
+        self.traces.add(spans);
         for mut line in lines {
             self.next_seq += 1;
             line.seq = self.next_seq;
@@ -188,7 +200,7 @@ pub async fn refresh(ctx: &Context, watch: &tokio::sync::Mutex<Watch>, token: &s
     if w.fresh() {
         return;
     }
-    let cursors: BTreeMap<&'static str, u64> = super::SERVICES
+    let cursors: BTreeMap<&'static str, (u64, u64)> = super::SERVICES
         .iter()
         .map(|name| {
             let after = w
@@ -196,9 +208,12 @@ pub async fn refresh(ctx: &Context, watch: &tokio::sync::Mutex<Watch>, token: &s
                 .get(name)
                 .and_then(|s| {
                     let instance = &s.snapshot.as_ref()?.instance;
-                    s.logs_after.get(instance).copied()
+                    Some((
+                        s.logs_after.get(instance).copied().unwrap_or(0),
+                        s.spans_after.get(instance).copied().unwrap_or(0),
+                    ))
                 })
-                .unwrap_or(0);
+                .unwrap_or((0, 0));
             (*name, after)
         })
         .collect();
@@ -217,18 +232,20 @@ pub async fn refresh(ctx: &Context, watch: &tokio::sync::Mutex<Watch>, token: &s
 async fn look(
     ctx: &Context,
     name: &'static str,
-    after: u64,
+    (logs_after, spans_after): (u64, u64),
     token: &str,
 ) -> Result<Snapshot, String> {
     if name == crate::SERVICE.name {
-        return Ok(ctx.ops.snapshot(after).await);
+        return Ok(ctx.ops.snapshot(logs_after, spans_after).await);
     }
     let client = ctx
         .console_client(name)
         .ok_or_else(|| format!("the gateway has no client for {name}"))?;
-    let mut request = http::Request::get(format!("{SNAPSHOT_PATH}?logs_after={after}"))
-        .body(Bytes::new())
-        .map_err(|e| e.to_string())?;
+    let mut request = http::Request::get(format!(
+        "{SNAPSHOT_PATH}?logs_after={logs_after}&spans_after={spans_after}"
+    ))
+    .body(Bytes::new())
+    .map_err(|e| e.to_string())?;
     let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
     request.headers_mut().insert(header::AUTHORIZATION, bearer);
     let response = tokio::time::timeout(SNAPSHOT_DEADLINE, client.send(request))

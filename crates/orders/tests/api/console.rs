@@ -42,6 +42,12 @@ async fn overview(shop: &Shop) -> Value {
     .await
 }
 
+/// A console route's answer, some time after the last look.
+async fn overview_of(shop: &Shop, path: &str) -> Value {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    json(console(shop, Some(&shop.admin.token), path).await, 200).await
+}
+
 async fn set_faults(shop: &Shop, service: &str, body: Value) -> reqwest::Response {
     shop.http
         .put(shop.api(&format!("/admin/ops/faults/{service}")))
@@ -240,8 +246,77 @@ async fn an_operator_breaks_payments_from_the_console_and_restores_the_shop(mode
             .is_none_or(|p| p["status"] != "captured")
     );
     shop.add_to_cart(&erin, "TEA-OPS", 1).await;
-    let confirmed = shop.checked_out(&erin, &key(), GOOD_CARD).await;
+    let response = shop.checkout(&erin, &key(), GOOD_CARD).await;
+    let trace = response.headers()["x-trace-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let status = response.status().as_u16();
+    let order = json(response, status).await;
+    let order_id = order["order_id"].as_str().unwrap().to_owned();
+    let confirmed = shop.settled(&erin, &order_id).await;
     assert_eq!(confirmed["state"], "completed", "{confirmed:#}");
+
+    // Its trace is found by the order's id, and crosses every service the checkout called,
+    // with the log lines that carry its id.
+    let mut found = Value::Null;
+    for _ in 0..20 {
+        found = overview_of(&shop, &format!("/traces?order_id={order_id}")).await;
+        if found["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["trace_id"] == trace)
+        {
+            break;
+        }
+    }
+    assert!(
+        found["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["trace_id"] == trace),
+        "{found:#}"
+    );
+    let mut detail = Value::Null;
+    for _ in 0..20 {
+        detail = overview_of(&shop, &format!("/traces/{trace}")).await;
+        let services: Vec<&str> = detail["spans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["service"].as_str())
+            .collect();
+        if ["gateway", "orders", "inventory", "payments", "cart"]
+            .iter()
+            .all(|s| services.contains(s))
+        {
+            break;
+        }
+    }
+    let services: Vec<&str> = detail["spans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["service"].as_str())
+        .collect();
+    for service in ["gateway", "orders", "inventory", "payments", "cart"] {
+        assert!(
+            services.contains(&service),
+            "no {service} span: {services:?}"
+        );
+    }
+    assert!(!detail["logs"].as_array().unwrap().is_empty(), "{detail:#}");
+    let missing = console(
+        &shop,
+        Some(&shop.admin.token),
+        &format!("/traces/{}", "0".repeat(32)),
+    )
+    .await;
+    assert_eq!(missing.status(), 404);
+    let bad = console(&shop, Some(&shop.admin.token), "/traces/not-a-trace").await;
+    assert_eq!(bad.status(), 422);
     let after = overview(&shop).await;
     assert!(
         !service(&after, "payments")["faults"]["knobs"]

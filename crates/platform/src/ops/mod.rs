@@ -5,6 +5,7 @@
 //! admin, whose token each service checks itself, and the gateway never calls internal routes.
 
 pub mod faults;
+pub mod otlp;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -20,6 +21,7 @@ use crate::error::{ApiError, Json, Query};
 use crate::health::{Health, Need};
 use crate::metrics::Metrics;
 use crate::service::{Consumes, Context, ServiceDescription};
+use crate::telemetry::spans::{self, SpanRecord};
 use crate::telemetry::window::{self, LogLine};
 
 pub use faults::{FaultSettings, Faults, Knob};
@@ -28,6 +30,8 @@ pub const SNAPSHOT_PATH: &str = "/api/v1/admin/ops/snapshot";
 pub const FAULTS_PATH: &str = "/api/v1/admin/ops/faults";
 /// Lines one snapshot carries at most; the console asks again for the rest.
 const SNAPSHOT_LINES: usize = 1_000;
+/// Spans one snapshot carries at most.
+const SNAPSHOT_SPANS: usize = 5_000;
 /// Switches remembered per replica.
 const AUDIT_ENTRIES: usize = 50;
 
@@ -68,6 +72,9 @@ pub struct Snapshot {
     /// The service's `/metrics`, as Prometheus would scrape it.
     pub metrics: String,
     pub logs: Vec<LogLine>,
+    /// Finished spans kept by this process after the cursor asked for.
+    #[serde(default)]
+    pub spans: Vec<SpanRecord>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -97,6 +104,8 @@ struct OpsInner {
     metrics: Metrics,
     faults: Faults,
     audit: Mutex<VecDeque<AuditEntry>>,
+    /// Whether every service shares this process (and so its span window).
+    embedded: bool,
 }
 
 impl Ops {
@@ -105,6 +114,7 @@ impl Ops {
         health: Health,
         metrics: Metrics,
         faults: Faults,
+        embedded: bool,
     ) -> Self {
         Self(Arc::new(OpsInner {
             desc,
@@ -114,11 +124,14 @@ impl Ops {
             metrics,
             faults,
             audit: Mutex::new(VecDeque::new()),
+            embedded,
         }))
     }
 
-    /// The service now, with its log lines after `logs_after`.
-    pub async fn snapshot(&self, logs_after: u64) -> Snapshot {
+    /// The service now, with its log lines after `logs_after` and its process's spans after
+    /// `spans_after`. Embedded, every service shares one window and the edge alone answers
+    /// with it; otherwise each process answers with its own.
+    pub async fn snapshot(&self, logs_after: u64, spans_after: u64) -> Snapshot {
         let o = &self.0;
         let desc = o.desc;
         let status = if !o.health.started() {
@@ -189,6 +202,11 @@ impl Ops {
                 .collect(),
             metrics: o.metrics.encode(),
             logs: window::recent(logs_after, SNAPSHOT_LINES, own),
+            spans: if o.embedded && desc.name != crate::config::EDGE {
+                Vec::new()
+            } else {
+                spans::recent(spans_after, SNAPSHOT_SPANS)
+            },
         }
     }
 
@@ -247,6 +265,8 @@ fn instance() -> String {
 struct SnapshotQuery {
     #[serde(default)]
     logs_after: u64,
+    #[serde(default)]
+    spans_after: u64,
 }
 
 /// The two routes, for a service's router.
@@ -271,7 +291,7 @@ async fn snapshot(
     State(ctx): State<Context>,
     Query(query): Query<SnapshotQuery>,
 ) -> Json<Snapshot> {
-    Json(ctx.ops.snapshot(query.logs_after).await)
+    Json(ctx.ops.snapshot(query.logs_after, query.spans_after).await)
 }
 
 async fn set_faults(

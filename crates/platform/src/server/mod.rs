@@ -203,7 +203,18 @@ fn over_limit(error: &axum::Error) -> bool {
 
 /// The router of an ops port: the probes and `/metrics`, and nothing else.
 pub fn ops(health: &Health, metrics: &Metrics) -> Router {
-    outer(probe_routes(health, metrics).fallback(unknown_route))
+    // The edge's ops port also takes OTLP traces for the ops console (never the public port).
+    let otlp = Router::new()
+        .route(
+            crate::ops::otlp::PATH,
+            axum::routing::post(crate::ops::otlp::receive),
+        )
+        .layer(DefaultBodyLimit::max(crate::ops::otlp::BODY_LIMIT));
+    outer(
+        probe_routes(health, metrics)
+            .merge(otlp)
+            .fallback(unknown_route),
+    )
 }
 
 fn probe_routes(health: &Health, metrics: &Metrics) -> Router {

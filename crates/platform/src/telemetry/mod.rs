@@ -34,6 +34,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 use crate::config::LogFormat;
 
 mod repeats;
+pub mod spans;
 pub mod window;
 pub use repeats::Repeats;
 
@@ -91,7 +92,12 @@ fn tracer_provider(
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(process.to_owned())
         .build();
-    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    // Every span also goes to the ops console's window, collector or not.
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_span_processor(spans::WindowProcessor {
+            process: process.to_owned(),
+        });
     if otlp_endpoint.is_some() {
         // The exporter reads OTEL_EXPORTER_OTLP_* itself, as every OpenTelemetry SDK does.
         let exporter = opentelemetry_otlp::SpanExporter::builder()
