@@ -258,13 +258,23 @@ pub async fn release_expired(ctx: &Context) -> Result<usize, ReservationError> {
     Ok(released)
 }
 
-/// The background task: sweeps every `every` until cancelled.
+/// The background task: sweeps every `every` until cancelled, and keeps the gauge of held
+/// reservations (`nubo_reservations_held`) current.
 pub async fn expire_reservations(
     ctx: Context,
     every: std::time::Duration,
     token: nubo_platform::tokio_util::sync::CancellationToken,
 ) {
+    let held = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+    ctx.metrics.register(
+        "reservations_held",
+        "Reservations holding stock now (neither committed nor released)",
+        held.clone(),
+    );
     loop {
+        if let Ok(n) = store::held_count(&ctx.db).await {
+            held.set(n);
+        }
         match release_expired(&ctx).await {
             Ok(0) => {}
             Ok(released) => tracing::info!(released, "released expired reservations"),

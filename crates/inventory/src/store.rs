@@ -285,3 +285,9 @@ pub async fn expired_held(
                ORDER BY expires_at LIMIT $2";
     with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(sql).bind(now).bind(limit).fetch_all(pool).await)
 }
+
+/// How many reservations hold stock now (the ops console's checkout board shows it).
+pub async fn held_count(db: &Db) -> Result<i64, sqlx::Error> {
+    let sql = "SELECT COUNT(*) FROM reservations WHERE state = 'held'";
+    with_db!(db, pool => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await)
+}

@@ -3,6 +3,7 @@
 //! assets are compiled in like the storefront's; its data comes from the admin routes below,
 //! which fan out to every service's own snapshot and switch routes ([`nubo_platform::ops`]).
 
+mod board;
 mod prom;
 mod traces;
 mod watch;
@@ -55,6 +56,7 @@ pub fn api(ctx: Context) -> Router {
     Router::new()
         .route("/api/v1/admin/ops/overview", get(overview))
         .route("/api/v1/admin/ops/logs", get(logs))
+        .route("/api/v1/admin/ops/checkouts", get(board::board))
         .route("/api/v1/admin/ops/traces", get(traces::list))
         .route("/api/v1/admin/ops/traces/{trace_id}", get(traces::one))
         .route("/api/v1/admin/ops/faults", delete(restore_all))

@@ -118,7 +118,20 @@ fn add_bucket(t: &mut Totals, le: Option<&str>, value: f64) {
 }
 
 /// One sample line: `name{k="v",...} value`, or `None` for comments and lines it cannot read.
-type Sample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+pub type Sample<'a> = (&'a str, Vec<(&'a str, String)>, f64);
+
+/// Every sample of a scrape.
+pub fn samples(text: &str) -> impl Iterator<Item = Sample<'_>> {
+    text.lines().filter_map(sample)
+}
+
+/// The value of `key` among a sample's labels.
+pub fn label<'a>(labels: &'a [(&str, String)], key: &str) -> Option<&'a str> {
+    labels
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.as_str())
+}
 
 fn sample(line: &str) -> Option<Sample<'_>> {
     if line.starts_with('#') || line.is_empty() {

@@ -50,7 +50,7 @@ pub struct Flow {
 
 #[derive(Default)]
 pub struct Seen {
-    /// The latest snapshot, without its metrics text and log lines.
+    /// The latest snapshot, without its log lines and spans.
     pub snapshot: Option<Snapshot>,
     /// Why the last look failed, if it did.
     pub unreachable: Option<String>,
@@ -109,7 +109,6 @@ impl Watch {
         if let Some(last) = spans.last() {
             *spans_after = last.seq;
         }
-        snapshot.metrics.clear();
         let mut point = Point {
             t: unix_seconds(snapshot.taken_at),
             in_flight: totals.in_flight,

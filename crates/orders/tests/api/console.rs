@@ -189,6 +189,40 @@ async fn an_operator_breaks_payments_from_the_console_and_restores_the_shop(mode
         "the map shows the failing calls: {seen:#}"
     );
 
+    // The checkout board shows the order waiting, its last step, the stock it holds, and the
+    // event plumbing.
+    let board = overview_of(&shop, "/checkouts").await;
+    let waiting = board["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["order_id"] == id.as_str())
+        .unwrap_or_else(|| panic!("the order is not on the board: {board:#}"));
+    assert_eq!(waiting["status"], "pending");
+    assert_eq!(
+        waiting["last_step"]["step"], "authorize_payment",
+        "{waiting:#}"
+    );
+    assert_eq!(waiting["last_step"]["outcome"], "retrying", "{waiting:#}");
+    assert!(
+        board["reservations_held"].as_f64().unwrap() >= 1.0,
+        "{board:#}"
+    );
+    assert!(
+        board["sagas"]["in_progress"]
+            .as_object()
+            .unwrap()
+            .values()
+            .any(|n| n.as_f64() > Some(0.0)),
+        "{board:#}"
+    );
+    let consumers = board["consumers"].as_array().unwrap();
+    assert!(
+        consumers.iter().any(|c| c["service"] == "notifications"),
+        "{consumers:#?}"
+    );
+    assert!(!board["outbox"].as_array().unwrap().is_empty(), "{board:#}");
+
     // Past the payment deadline the order is cancelled, in words for the customer.
     shop.system.clock().advance(Duration::from_secs(61));
     eventually("the order is cancelling", || async {
