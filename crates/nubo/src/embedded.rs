@@ -18,7 +18,7 @@ use crate::{SERVICES, UpArgs, ops_port_of, port_of};
 
 /// The demo accounts identity seeds: email and password.
 const DEMO_CUSTOMER: (&str, &str) = ("customer@nubo.example", "nubo-customer-demo");
-const DEMO_ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
+pub(crate) const DEMO_ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
 
 pub async fn up(args: UpArgs) -> anyhow::Result<()> {
     let clock = Instant::now();

@@ -182,7 +182,23 @@ async fn overview(
     }
     audit.sort_by_key(|a| std::cmp::Reverse(a.at));
     audit.truncate(100);
+    let (lines, line_bytes) = nubo_platform::telemetry::window::usage();
+    let (spans, span_bytes) = nubo_platform::telemetry::spans::usage();
+    let (traces, kept_spans) = w.traces.usage();
+    // What the windows hold now: this process's (every service's, embedded), and the
+    // console's merged copies.
+    let windows = json!({
+        "process_logs": { "lines": lines, "bytes": line_bytes,
+            "max_lines": nubo_platform::telemetry::window::WINDOW_LINES,
+            "max_bytes": nubo_platform::telemetry::window::WINDOW_BYTES },
+        "process_spans": { "spans": spans, "bytes": span_bytes,
+            "max_spans": nubo_platform::telemetry::spans::WINDOW_SPANS,
+            "max_bytes": nubo_platform::telemetry::spans::WINDOW_BYTES },
+        "console": { "log_lines": w.logs.len(), "max_log_lines": watch::LOG_LINES,
+            "traces": traces, "spans": kept_spans, "max_spans": traces::MAX_SPANS },
+    });
     Json(json!({
+        "windows": windows,
         "mode": match console.ctx.settings.mode() {
             nubo_platform::config::Mode::Embedded => "embedded",
             nubo_platform::config::Mode::Distributed => "distributed",

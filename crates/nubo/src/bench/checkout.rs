@@ -107,7 +107,7 @@ pub(super) async fn loads(
     })
 }
 
-async fn loadgen(
+pub(super) async fn loadgen(
     target: &str,
     load: &[&str],
     seconds: u64,

@@ -12,6 +12,7 @@
 
 mod ceiling;
 mod checkout;
+mod console;
 mod distributed;
 mod nginx;
 mod report;
@@ -63,6 +64,10 @@ pub struct BenchArgs {
     /// pgbench (those start a PostgreSQL, NATS, Redis and SMTP server of their own).
     #[arg(long)]
     pub embedded_only: bool,
+    /// Pairs of checkout peaks with the ops console watched and closed (each `--checkout-seconds`
+    /// long); 0 skips measuring the console's cost.
+    #[arg(long, default_value_t = 2)]
+    pub console_rounds: usize,
 }
 
 /// One way of reading the product.
@@ -112,6 +117,7 @@ pub struct Figures {
     pub checkout: Vec<checkout::Checkout>,
     pub surge: Option<surge::Surge>,
     pub distributed: Option<distributed::Distributed>,
+    pub console: Option<console::ConsoleCost>,
 }
 
 #[derive(Debug, Serialize)]
@@ -243,6 +249,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             .await?,
         );
     }
+    let mut console = None;
+    if args.checkout_seconds > 0 && args.console_rounds > 0 {
+        console = Some(
+            console::measure(
+                args.port,
+                work.path(),
+                args.shoppers,
+                args.checkout_seconds,
+                args.console_rounds,
+            )
+            .await?,
+        );
+    }
     let mut distributed = None;
     if args.checkout_seconds > 0 && !args.embedded_only {
         distributed = Some(
@@ -273,6 +292,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         checkout: checkouts,
         surge,
         distributed,
+        console,
     };
     report::write(&args.report, &figures)?;
     println!("{}", report::http_table(&figures));
@@ -284,6 +304,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if let Some(d) = &figures.distributed {
         println!("{}", distributed::section(d, args.checkout_seconds));
+    }
+    if let Some(c) = &figures.console {
+        println!("{}", console::section(c, args.checkout_seconds));
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&figures)?);

@@ -220,6 +220,10 @@ pub fn write(path: &Path, figures: &Figures) -> anyhow::Result<()> {
         let section = super::distributed::section(d, figures.checkout_seconds);
         text = replace_section(&text, "distributed", &section);
     }
+    if let Some(c) = &figures.console {
+        let section = super::console::section(c, figures.checkout_seconds);
+        text = replace_section(&text, "console", &section);
+    }
     std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     let chart = path.parent().unwrap_or(Path::new(".")).join(CHART);
     if let Some(dir) = chart.parent() {

@@ -36,13 +36,14 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// Roughly what the allocator holds for it (see the span window's `size`).
     fn size(&self) -> usize {
         let fields: usize = self
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.as_str().map_or(16, str::len) + 64)
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 160)
             .sum();
-        256 + self.time.len() + self.service.len() + self.target.len() + self.message.len() + fields
+        512 + self.time.len() + self.service.len() + self.target.len() + self.message.len() + fields
     }
 }
 
