@@ -335,6 +335,7 @@ mod tests {
             checkout: Vec::new(),
             surge: None,
             distributed: None,
+            console: None,
             http: Target::ALL.iter().map(|t| (*t, vec![run(100.0)])).collect(),
             footprint: super::super::Footprint {
                 start_to_ready_ms: 1,
