@@ -125,11 +125,9 @@ impl Replica {
     }
 }
 
-/// A running distributed shop: its replicas, and the settings each service's next start gets.
+/// A running distributed shop: its replicas and their balancers' faults.
 pub struct Fleet {
     pub replicas: Vec<Replica>,
-    /// Per service: what its processes are started with; a change applies at their next start.
-    pub vars: Arc<Mutex<BTreeMap<&'static str, BTreeMap<String, String>>>>,
     /// The faults each balanced service's balancer can inject between it and its callers.
     pub toxics: BTreeMap<&'static str, Arc<Toxics>>,
     token: CancellationToken,
@@ -302,7 +300,6 @@ impl Fleet {
         }
         Ok(Self {
             replicas,
-            vars,
             toxics,
             token,
             tasks,
@@ -313,17 +310,6 @@ impl Fleet {
     pub async fn stop(mut self) {
         self.token.cancel();
         while self.tasks.join_next().await.is_some() {}
-    }
-
-    /// Sets `name` for `service`'s next starts (or removes it, with `None`).
-    pub fn set(&self, service: &str, name: &str, value: Option<&str>) {
-        let mut vars = self.vars.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(own) = vars.get_mut(service) {
-            match value {
-                Some(v) => own.insert(name.to_owned(), v.to_owned()),
-                None => own.remove(name),
-            };
-        }
     }
 }
 

@@ -382,6 +382,14 @@ async fn start(
         Some(identity) => KeySource::Remote(identity.clone()),
         None => KeySource::None,
     });
+    let ops = crate::ops::Ops::new(
+        desc,
+        health.clone(),
+        metrics.clone(),
+        faults.clone(),
+        cache.clone(),
+        matches!(settings.backing, Backing::Embedded { .. }),
+    );
     let ctx = Context::new(Handles {
         service: desc.name,
         settings: settings.clone(),
@@ -393,13 +401,7 @@ async fn start(
         verifier,
         env: Arc::new(env),
         faults: faults.clone(),
-        ops: crate::ops::Ops::new(
-            desc,
-            health.clone(),
-            metrics.clone(),
-            faults.clone(),
-            matches!(settings.backing, Backing::Embedded { .. }),
-        ),
+        ops: ops.clone(),
         clients: Arc::new(clients),
         console_clients: Arc::new(console_clients),
         relay: relay.waker(),
@@ -427,6 +429,8 @@ async fn start(
     }
 
     background.spawn(relay.run(token.clone().cancelled_owned()));
+    // The operator's fault switches, as set through any replica.
+    background.spawn(ops.follow(token.clone()));
     // A renewed certificate is taken up without a restart.
     background.spawn(identity.clone().watch(token.clone()));
     let mut runtimes = Vec::new();

@@ -353,7 +353,9 @@ async fn switch(
     token: &str,
 ) -> Result<FaultSettings, ApiError> {
     if name == crate::SERVICE.name {
-        ctx.ops.set_faults(&operator(admin), settings.clone())?;
+        ctx.ops
+            .set_faults(&operator(admin), settings.clone())
+            .await?;
         return Ok(ctx.ops.faults());
     }
     let client = ctx

@@ -47,6 +47,24 @@ pub struct Orders {
 pub type Recent = Arc<Mutex<Orders>>;
 
 impl Shop {
+    /// Sets `service`'s fault switches through the ops console's admin API, as an operator
+    /// would: the answer's status, or why there was none.
+    pub async fn switch(
+        &self,
+        admin: &str,
+        service: &str,
+        faults: &serde_json::Value,
+    ) -> Result<StatusCode, String> {
+        self.http
+            .put(self.api(&format!("/admin/ops/faults/{service}")))
+            .bearer_auth(admin)
+            .json(faults)
+            .send()
+            .await
+            .map(|r| r.status())
+            .map_err(|e| transport(&e).to_owned())
+    }
+
     /// Asks an admin's cancel of `order`: the answer's status, or why there was none.
     pub async fn cancel(&self, admin: &str, order: &str) -> Result<StatusCode, String> {
         self.http

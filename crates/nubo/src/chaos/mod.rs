@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use rand::Rng as _;
+use reqwest::StatusCode;
 use serde::Serialize;
+use serde_json::json;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -273,22 +275,37 @@ async fn drive(
                 )
             }
             Fault::Provider => {
-                fleet.set("payments", FAILURE_RATE, Some("0.5"));
-                fleet.set("payments", LATENCY, Some("1500"));
-                restart_payments(&fleet.replicas);
-                let replicas = fleet.replicas.clone();
-                let vars = fleet.vars.clone();
+                // The console's switch, as an operator flips it: every payments replica takes
+                // it up within a second, without a restart.
+                let on = json!({ "knobs": {
+                    "provider_failure_rate": 0.5, "provider_latency_ms": 1500
+                } });
+                let mut answer = shop.switch(&admin, "payments", &on).await;
+                if answer == Ok(StatusCode::UNAUTHORIZED) {
+                    admin = shop.log_in(ADMIN.0, ADMIN.1).await?;
+                    answer = shop.switch(&admin, "payments", &on).await;
+                }
+                let shop = shop.clone();
+                let token = admin.clone();
                 background.spawn(async move {
                     tokio::time::sleep(Duration::from_secs(10)).await;
-                    let mut all = vars.lock().unwrap_or_else(|e| e.into_inner());
-                    if let Some(own) = all.get_mut("payments") {
-                        own.remove(FAILURE_RATE);
-                        own.insert(LATENCY.into(), PROVIDER_LATENCY_MS.to_string());
+                    // Off again, retried through whatever else the run is doing.
+                    for _ in 0..60 {
+                        if shop.switch(&token, "payments", &json!({})).await == Ok(StatusCode::OK) {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
                     }
-                    drop(all);
-                    restart_payments(&replicas);
+                    eprintln!("chaos: the card provider's switch could not be turned off");
                 });
-                "payments' card provider fails half its calls, 1.5 s slow, for 10 s".to_owned()
+                format!(
+                    "payments' card provider fails half its calls, 1.5 s slow, for 10 s \
+                     (console switch: {})",
+                    match answer {
+                        Ok(status) => status.to_string(),
+                        Err(e) => e,
+                    }
+                )
             }
             Fault::Network => {
                 let services: Vec<&&str> = fleet.toxics.keys().collect();
@@ -398,7 +415,6 @@ async fn drive(
     })
 }
 
-const FAILURE_RATE: &str = "NUBO_PAYMENTS_PROVIDER_FAILURE_RATE";
 /// The demo admin `nubo up` seeds, who cancels orders.
 const ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
 /// The card provider's latency outside its faults: an authorization, then a capture, each
@@ -406,15 +422,6 @@ const ADMIN: (&str, &str) = ("admin@nubo.example", "nubo-admin-demo");
 const PROVIDER_LATENCY_MS: u64 = 200;
 /// How old an order is when its authorization is done and its capture under way.
 const CAPTURING_AFTER_MS: u64 = PROVIDER_LATENCY_MS + 50;
-const LATENCY: &str = "NUBO_PAYMENTS_PROVIDER_LATENCY_MS";
-
-/// Restarts payments' replicas (SIGTERM; the supervisor starts them again at once) to take
-/// up their new settings.
-fn restart_payments(replicas: &[Replica]) {
-    for replica in replicas.iter().filter(|r| r.service == "payments") {
-        replica.signal(nix::sys::signal::Signal::SIGTERM);
-    }
-}
 
 async fn ready(client: &reqwest::Client, replica: &Replica) -> bool {
     client

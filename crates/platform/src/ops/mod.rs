@@ -6,8 +6,8 @@
 
 pub mod faults;
 pub mod otlp;
+mod shared;
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -16,7 +16,11 @@ use axum::routing::{get, put};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use axum::http::StatusCode;
+
 use crate::auth::Admin;
+use crate::cache::Cache;
+use crate::error::Problem;
 use crate::error::{ApiError, Json, Query};
 use crate::health::{Health, Need};
 use crate::metrics::Metrics;
@@ -34,6 +38,8 @@ const SNAPSHOT_LINES: usize = 1_000;
 const SNAPSHOT_SPANS: usize = 5_000;
 /// Switches remembered per replica.
 const AUDIT_ENTRIES: usize = 50;
+
+pub use shared::FOLLOW_EVERY;
 
 /// One health check's answer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -103,7 +109,9 @@ struct OpsInner {
     health: Health,
     metrics: Metrics,
     faults: Faults,
-    audit: Mutex<VecDeque<AuditEntry>>,
+    audit: Mutex<Vec<AuditEntry>>,
+    /// Where the service's switches are kept for all its replicas.
+    cache: Cache,
     /// Whether every service shares this process (and so its span window).
     embedded: bool,
 }
@@ -114,6 +122,7 @@ impl Ops {
         health: Health,
         metrics: Metrics,
         faults: Faults,
+        cache: Cache,
         embedded: bool,
     ) -> Self {
         Self(Arc::new(OpsInner {
@@ -123,7 +132,8 @@ impl Ops {
             health,
             metrics,
             faults,
-            audit: Mutex::new(VecDeque::new()),
+            audit: Mutex::new(Vec::new()),
+            cache,
             embedded,
         }))
     }
@@ -215,29 +225,56 @@ impl Ops {
         self.0.faults.get()
     }
 
-    /// Sets the switches for `who`, after checking them; recorded in the audit trail and logged.
-    pub fn set_faults(&self, who: &str, settings: FaultSettings) -> Result<(), ApiError> {
+    /// Sets the service's switches for `who`, after checking them: stored for every replica
+    /// (503 while the cache cannot take them), recorded in the audit trail, and logged.
+    pub async fn set_faults(&self, who: &str, settings: FaultSettings) -> Result<(), ApiError> {
         let o = &self.0;
         settings.validate(o.desc.knobs)?;
         let what = settings.describe();
-        o.faults.set(settings);
+        let entry = AuditEntry {
+            at: Utc::now(),
+            who: who.to_owned(),
+            service: o.desc.name.to_owned(),
+            what: what.clone(),
+        };
+        let stored = shared::store(&o.cache, o.desc.name, settings, entry)
+            .await
+            .map_err(|e| {
+                tracing::warn!(service = o.desc.name, error = %e, "cannot store fault switches");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the switches cannot be stored now (the cache does not answer); retry shortly",
+                )
+                .retry_after(1)
+            })?;
         tracing::warn!(
             service = o.desc.name,
             operator = who,
             faults = %what,
             "fault switches set by an operator"
         );
-        let mut audit = o.audit.lock().unwrap_or_else(|e| e.into_inner());
-        audit.push_back(AuditEntry {
-            at: Utc::now(),
-            who: who.to_owned(),
-            service: o.desc.name.to_owned(),
-            what,
-        });
-        while audit.len() > AUDIT_ENTRIES {
-            audit.pop_front();
-        }
+        self.take_up(stored);
         Ok(())
+    }
+
+    /// Applies switches as stored.
+    fn take_up(&self, shared: shared::Shared) {
+        let o = &self.0;
+        if o.faults.get() != shared.faults {
+            tracing::info!(
+                service = o.desc.name,
+                faults = %shared.faults.describe(),
+                "fault switches taken up"
+            );
+            o.faults.set(shared.faults);
+        }
+        *o.audit.lock().unwrap_or_else(|e| e.into_inner()) = shared.audit;
+    }
+
+    /// Keeps this replica's switches as the service's stored ones, until `token` is cancelled.
+    pub async fn follow(self, token: tokio_util::sync::CancellationToken) {
+        let cache = self.0.cache.clone();
+        shared::follow(self, cache, token).await
     }
 }
 
@@ -299,6 +336,6 @@ async fn set_faults(
     State(ctx): State<Context>,
     Json(settings): Json<FaultSettings>,
 ) -> Result<Json<FaultSettings>, ApiError> {
-    ctx.ops.set_faults(&operator(&admin), settings)?;
+    ctx.ops.set_faults(&operator(&admin), settings).await?;
     Ok(Json(ctx.ops.faults()))
 }
