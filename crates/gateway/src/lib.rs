@@ -38,7 +38,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
     ],
     check_env: Some(|env, _mode| rate_limit::Limits::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),
-    openapi: None,
+    openapi: Some(console::openapi),
     seed: None,
     cache_holds_data: false,
     knobs: &[],

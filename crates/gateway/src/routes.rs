@@ -30,6 +30,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("orders", "orders"),
     ("admin/orders", "orders"),
     ("admin/notifications", "notifications"),
+    // The ops console's admin API, which the gateway answers itself.
+    ("admin/ops", "gateway"),
 ];
 
 /// The service owning `path`, if any: the longest matching prefix wins.
@@ -88,7 +90,7 @@ mod tests {
     fn every_route_goes_to_a_declared_upstream() {
         for (_, service) in super::ROUTES {
             assert!(
-                crate::SERVICE.calls().contains(service),
+                *service == crate::SERVICE.name || crate::SERVICE.calls().contains(service),
                 "the gateway does not call {service} (platform::config::SERVICES)"
             );
         }

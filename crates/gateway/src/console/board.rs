@@ -25,6 +25,19 @@ const SLOW_AFTER: Duration = Duration::from_secs(60);
 /// Unfinished orders shown per status.
 const ATTENTION: usize = 50;
 
+/// Where the shop's checkouts are: sagas by state, checkouts by outcome, stock held, outbox
+/// backlogs, subscriptions' lag and dead letters, and the unfinished orders.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/ops/checkouts",
+    tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The checkout board", body = Value),
+        nubo_platform::openapi::problems::Unauthorized,
+        nubo_platform::openapi::problems::Forbidden,
+    )
+)]
 pub async fn board(
     _admin: Admin,
     State(console): State<Console>,

@@ -14,17 +14,21 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use nubo_platform::auth::{Admin, bearer};
-use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{FromRef, State};
 use nubo_platform::axum::http::HeaderMap;
 use nubo_platform::axum::response::Response;
-use nubo_platform::axum::routing::{delete, get, put};
+use nubo_platform::axum::routing::get;
+use nubo_platform::axum::{self, Router};
 use nubo_platform::error::{Json, Path, Query};
+use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::ops::{AuditEntry, FAULTS_PATH, FaultSettings, operator};
 use nubo_platform::serde_json::{Value, json};
 use nubo_platform::telemetry::window::LogLine;
 use nubo_platform::{ApiError, Context, Problem, tokio};
 use serde::Deserialize;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use watch::Watch;
 
@@ -47,21 +51,38 @@ impl FromRef<Console> for Context {
     }
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    tags((name = "ops", description = "The ops console's data and fault switches, for admins")),
+    modifiers(&Shared)
+)]
+struct ApiDoc;
+
+/// The admin API's routes, each registered with its documented operation.
+fn documented() -> OpenApiRouter<Console> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(overview))
+        .routes(routes!(logs))
+        .routes(routes!(traces::list))
+        .routes(routes!(traces::one))
+        .routes(routes!(board::board))
+        .routes(routes!(set_faults))
+        .routes(routes!(restore_all))
+}
+
+/// The gateway's part of the public API's document: the console's admin API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    documented().into_openapi()
+}
+
 /// The admin API under `/api/v1/admin/ops`, for the router's token-checked, rate-limited part.
 pub fn api(ctx: Context) -> Router {
     let console = Console {
         ctx,
         watch: Arc::default(),
     };
-    Router::new()
-        .route("/api/v1/admin/ops/overview", get(overview))
-        .route("/api/v1/admin/ops/logs", get(logs))
-        .route("/api/v1/admin/ops/checkouts", get(board::board))
-        .route("/api/v1/admin/ops/traces", get(traces::list))
-        .route("/api/v1/admin/ops/traces/{trace_id}", get(traces::one))
-        .route("/api/v1/admin/ops/faults", delete(restore_all))
-        .route("/api/v1/admin/ops/faults/{service}", put(set_faults))
-        .with_state(console)
+    let (router, _) = documented().split_for_parts();
+    router.with_state(console)
 }
 
 /// The page, whatever view its path names, and its two assets.
@@ -103,6 +124,19 @@ fn token(headers: &HeaderMap) -> &str {
     bearer(headers).unwrap_or_default()
 }
 
+/// Every service's status, checks, switches and numbers over the last five minutes, the call
+/// graph's edges and event flows with their traffic, the audit trail, and the windows' fill.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/ops/overview",
+    tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The shop as the console sees it", body = Value),
+        problems::Unauthorized,
+        problems::Forbidden,
+    )
+)]
 async fn overview(
     _admin: Admin,
     State(console): State<Console>,
@@ -225,16 +259,35 @@ fn subject_matches(pattern: &str, subject: &str) -> bool {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct LogQuery {
+    /// Only this service's lines.
     service: Option<String>,
-    level: Option<String>,
+    /// The lowest level shown.
+    level: Option<Level>,
+    /// Only lines whose message or fields contain this text (any case).
     q: Option<String>,
+    /// Only lines of this trace.
     trace_id: Option<String>,
+    /// Only lines after this one: the previous answer's `next`.
     #[serde(default)]
+    #[param(minimum = 0)]
     after: u64,
+    /// 1 to 1000 (the newest that match).
+    #[param(default = 200, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+}
+
+#[derive(Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum Level {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
 }
 
 fn level_rank(level: &str) -> Option<u8> {
@@ -248,17 +301,33 @@ fn level_rank(level: &str) -> Option<u8> {
     }
 }
 
+/// The recent log lines of every service, oldest first, filtered.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/ops/logs",
+    tag = "ops",
+    params(LogQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`lines` and `next`, the cursor for newer lines", body = Value),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Invalid,
+    )
+)]
 async fn logs(
     _admin: Admin,
     State(console): State<Console>,
     headers: HeaderMap,
     Query(query): Query<LogQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let most = match query.level.as_deref().filter(|l| !l.is_empty()) {
-        Some(l) => level_rank(l).ok_or_else(|| {
-            ApiError::invalid("level", "must be one of error, warn, info, debug, trace")
-        })?,
-        None => 4,
+    let most = match query.level {
+        Some(Level::Error) => 0,
+        Some(Level::Warn) => 1,
+        Some(Level::Info) => 2,
+        Some(Level::Debug) => 3,
+        Some(Level::Trace) | None => 4,
     };
     let limit = query.limit.unwrap_or(200);
     if !(1..=1000).contains(&limit) {
@@ -296,6 +365,24 @@ async fn logs(
     Ok(Json(json!({ "lines": lines, "next": w.last_seq() })))
 }
 
+/// Sets one service's fault switches for every replica of it; the switches left out are off.
+#[utoipa::path(
+    put,
+    path = "/api/v1/admin/ops/faults/{service}",
+    tag = "ops",
+    params(("service" = String, Path, description = "The service's name (gateway, identity, catalog, cart, inventory, orders, payments, notifications)")),
+    request_body = FaultSettings,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`service` and its `faults` as now set", body = Value),
+        problems::BadRequest,
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::NotFound,
+        problems::Invalid,
+        problems::Unavailable,
+    )
+)]
 async fn set_faults(
     admin: Admin,
     State(console): State<Console>,
@@ -312,6 +399,19 @@ async fn set_faults(
     Ok(Json(json!({ "service": name, "faults": faults })))
 }
 
+/// Turns every switch of every service off ("restore all").
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/ops/faults",
+    tag = "ops",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`restored`: every service whose switches are off", body = Value),
+        problems::Unauthorized,
+        problems::Forbidden,
+        problems::Unavailable,
+    )
+)]
 async fn restore_all(
     admin: Admin,
     State(console): State<Console>,

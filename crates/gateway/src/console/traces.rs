@@ -230,19 +230,50 @@ pub fn mentions(spans: &[SpanRecord], logs: &[&LogLine], value: &str) -> bool {
         || logs.iter().any(|l| l.fields.values().any(is))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct TraceQuery {
+    /// Only this trace.
     trace_id: Option<String>,
+    /// Only traces that mention this order (a span attribute or a log field equal to it).
     order_id: Option<String>,
+    /// Only traces that mention this user (their id or email).
     user: Option<String>,
+    /// Only traces that cross this service.
     service: Option<String>,
-    status: Option<String>,
+    /// Only traces with (error) or without (ok) a failed span.
+    status: Option<TraceStatus>,
+    /// Only traces at least this long, in milliseconds.
+    #[param(minimum = 0, maximum = 3600000)]
     min_ms: Option<f64>,
+    /// 1 to 200 (the newest that match).
+    #[param(default = 50, minimum = 1, maximum = 200)]
     limit: Option<usize>,
 }
 
-/// `GET /api/v1/admin/ops/traces`: the newest traces that match every filter given.
+#[derive(Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceStatus {
+    Ok,
+    Error,
+}
+
+/// The newest traces in the console's window that match every filter given.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/ops/traces",
+    tag = "ops",
+    params(TraceQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`traces`, newest first, and the window's fill", body = Value),
+        nubo_platform::openapi::problems::BadRequest,
+        nubo_platform::openapi::problems::Unauthorized,
+        nubo_platform::openapi::problems::Forbidden,
+        nubo_platform::openapi::problems::Invalid,
+    )
+)]
 pub async fn list(
     _admin: nubo_platform::auth::Admin,
     axum_state: nubo_platform::axum::extract::State<super::Console>,
@@ -255,10 +286,7 @@ pub async fn list(
     if !(1..=200).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 200"));
     }
-    let status = query.status.as_deref().filter(|s| !s.is_empty());
-    if status.is_some_and(|s| s != "ok" && s != "error") {
-        return Err(ApiError::invalid("status", "must be ok or error"));
-    }
+    let status = query.status;
     if query
         .min_ms
         .is_some_and(|m| !(0.0..=3_600_000.0).contains(&m))
@@ -293,7 +321,7 @@ pub async fn list(
             && service
                 .as_deref()
                 .is_none_or(|name| s.services.contains(name))
-            && status.is_none_or(|st| (st == "error") == (s.errors > 0))
+            && status.is_none_or(|st| (st == TraceStatus::Error) == (s.errors > 0))
             && query.min_ms.is_none_or(|m| s.duration_ms() >= m)
             && order_id
                 .as_deref()
@@ -309,7 +337,23 @@ pub async fn list(
     })))
 }
 
-/// `GET /api/v1/admin/ops/traces/{trace_id}`: one trace's spans and log lines.
+/// One trace: its spans, each with its service, timing, status and attributes, and the log
+/// lines that carry its id.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/ops/traces/{trace_id}",
+    tag = "ops",
+    params(("trace_id" = String, Path, pattern = "^[0-9a-fA-F]{32}$", description = "The W3C trace id: 32 hexadecimal digits")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The trace", body = Value),
+        nubo_platform::openapi::problems::BadRequest,
+        nubo_platform::openapi::problems::Unauthorized,
+        nubo_platform::openapi::problems::Forbidden,
+        nubo_platform::openapi::problems::NotFound,
+        nubo_platform::openapi::problems::Invalid,
+    )
+)]
 pub async fn one(
     _admin: nubo_platform::auth::Admin,
     axum_state: nubo_platform::axum::extract::State<super::Console>,

@@ -195,6 +195,8 @@ fn example_path(template: &str) -> String {
             "{id}" | "{user_id}" => nubo_platform::uuid::Uuid::new_v4().to_string(),
             "{sku}" => "NO-SUCH-SKU".to_owned(),
             "{slug}" => "no-such-category".to_owned(),
+            "{service}" => "no-such-service".to_owned(),
+            "{trace_id}" => "0".repeat(32),
             s if s.starts_with('{') => panic!("no example for {s} in {template}"),
             s => s.to_owned(),
         })

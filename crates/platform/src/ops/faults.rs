@@ -30,19 +30,23 @@ pub struct Knob {
     pub unit: &'static str,
 }
 
-/// What the switches of one service are set to. All off by default.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// What the switches of one service are set to. All off by default; the switches a request
+/// leaves out are off.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct FaultSettings {
     /// Added to every request the service answers, in milliseconds.
+    #[schema(minimum = 0, maximum = 30000)]
     pub latency_ms: u64,
     /// The fraction of requests answered 503, 0.0 to 1.0.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub error_rate: f64,
     /// Every request is answered 503.
     pub outage: bool,
-    /// Path prefixes whose requests are answered 503.
+    /// Path prefixes (each starting with `/`, at most 20) whose requests are answered 503.
     pub outage_routes: Vec<String>,
-    /// The service's own knobs that are set, by name.
+    /// The service's own switches that are set, by name (payments: `provider_failure_rate`,
+    /// 0 to 1, and `provider_latency_ms`, 0 to 30000); another name is refused with 422.
     pub knobs: BTreeMap<String, f64>,
 }
 
