@@ -1,5 +1,5 @@
-// nubo's ops console: the service map, each service's health and live charts, the logs and the
-// fault switches, all through the gateway's admin ops API on this origin. Like the storefront,
+// nubo's ops console: the service map, each service's health and live charts, the logs, the
+// traces (a search and each trace's waterfall) and the fault switches, all through the gateway's admin ops API on this origin. Like the storefront,
 // pages are built with DOM calls (never innerHTML), so nothing from the API can inject markup;
 // the tokens live in sessionStorage, for this tab only.
 'use strict';
@@ -7,6 +7,7 @@
 const $ = (selector) => document.querySelector(selector);
 const SVG = 'http://www.w3.org/2000/svg';
 const POLL_MS = 2000;
+const TRACE_POLL_MS = 5000;
 const MAX_LOG_ROWS = 1000;
 
 // ---- DOM helpers: an element with attributes (`on*` ones become listeners) and children.
@@ -19,6 +20,8 @@ function build(node, attrs, children) {
   return node;
 }
 const el = (tag, attrs = {}, ...children) => build(document.createElement(tag), attrs, children);
+/** Sets inline style through the CSSOM (the CSP allows that, not style attributes). */
+const styled = (node, props) => { Object.assign(node.style, props); return node; };
 const svg = (tag, attrs = {}, ...children) => build(document.createElementNS(SVG, tag), attrs, children);
 
 /** Re-renders inside `container` and gives focus back to the element with the same `data-key`. */
@@ -35,6 +38,8 @@ const trim = (v, digits) => String(+v.toFixed(digits));
 const num = (v) => (known(v) ? trim(v, Math.abs(v) < 10 ? 1 : 0) : '–');
 const pct = (v) => (known(v) ? `${trim(v * 100, v < 0.1 ? 1 : 0)}%` : '–');
 const ms = (v) => (known(v) ? `${num(v)} ms` : '–');
+/** A span's or trace's time, finer below 10 ms, in seconds from one. */
+const spanMs = (v) => (!known(v) ? '–' : v >= 1000 ? `${trim(v / 1000, 2)} s` : `${trim(v, v < 1 ? 2 : v < 10 ? 1 : 0)} ms`);
 
 function duration(s) {
   if (!known(s)) return '–';
@@ -64,6 +69,9 @@ function banner(text = '') {
   if (box.textContent !== text) box.textContent = text;
   box.hidden = !text;
 }
+
+/** A 4xx that answers what was asked (a rejected value, an unknown name): shown where it was asked. */
+const refused = (error) => error instanceof Problem && error.status >= 400 && error.status < 500 && ![401, 403].includes(error.status);
 
 /** What to do with a failed call: sign-in for 401, the denied page for 403, else the banner. */
 function report(error) {
@@ -130,15 +138,26 @@ async function api(path, { method = 'GET', body, auth = true } = {}) {
 // The view, the last overview answer, whether the last overview request failed, and whether the
 // account turned out not to be an administrator's.
 const state = { view: { name: 'map' }, overview: null, failed: false, denied: false };
-const TITLES = { map: 'Service map', logs: 'Logs', faults: 'Faults', missing: 'Page not found' };
+const TITLES = { map: 'Service map', logs: 'Logs', traces: 'Traces', faults: 'Faults', missing: 'Page not found' };
 
 function parse(pathname) {
   const path = pathname.replace(/\/+$/, '');
-  const plain = { '/ops': 'map', '/ops/logs': 'logs', '/ops/faults': 'faults' }[path];
-  const match = path.match(/^\/ops\/services\/([^/]+)$/);
+  const plain = { '/ops': 'map', '/ops/logs': 'logs', '/ops/traces': 'traces', '/ops/faults': 'faults' }[path];
+  const [, kind, name] = path.match(/^\/ops\/(services|traces)\/([^/]+)$/) ?? [];
   try {
-    return plain ? { name: plain } : match ? { name: 'service', service: decodeURIComponent(match[1]) } : { name: 'missing' };
+    if (plain) return { name: plain };
+    if (kind === 'services') return { name: 'service', service: decodeURIComponent(name) };
+    return kind ? { name: 'trace', id: decodeURIComponent(name) } : { name: 'missing' };
   } catch { return { name: 'missing' }; } // a malformed escape
+}
+
+function title() {
+  const { name, service, id } = state.view;
+  if (name === 'service') return `${service} · Services`;
+  if (name !== 'trace') return TITLES[name];
+  if (trace.gone) return 'Trace not in the window · Traces';
+  const root = trace.data && spanTree(trace.data.spans)[0]?.span.name;
+  return `${root ? `${root} · ` : ''}Trace ${short(id)}`;
 }
 
 function show(id, title, moveFocus) {
@@ -150,7 +169,7 @@ function show(id, title, moveFocus) {
 function markNav(name) {
   for (const link of document.querySelectorAll('nav a[data-view]')) {
     if (link.dataset.view === name) link.setAttribute('aria-current', 'page');
-    else if (name === 'service' && link.dataset.view === 'map') link.setAttribute('aria-current', 'true');
+    else if (link.dataset.view === { service: 'map', trace: 'traces' }[name]) link.setAttribute('aria-current', 'true');
     else link.removeAttribute('aria-current');
   }
 }
@@ -164,7 +183,7 @@ function renderSession() {
 
 function route(moveFocus = false) {
   state.view = parse(location.pathname);
-  const { name, service } = state.view;
+  const { name } = state.view;
   renderSession();
   markNav(name);
   if (!session.access || state.denied) {
@@ -173,8 +192,9 @@ function route(moveFocus = false) {
     else show('view-signin', 'Sign in', moveFocus);
     return;
   }
+  enterTraces();
   render();
-  show(`view-${name}`, name === 'service' ? `${service} · Services` : TITLES[name], moveFocus);
+  show(`view-${name}`, title(), moveFocus);
   startPolling();
 }
 
@@ -184,29 +204,37 @@ function navigate(href) {
 }
 
 function render() {
-  ({ map: renderMap, service: renderService, faults: renderFaults, logs: renderLogServices })[state.view.name]?.();
+  ({ map: renderMap, service: renderService, faults: renderFaults, logs: renderLogServices, traces: renderTraces, trace: renderTrace })[state.view.name]?.();
 }
 const pending = () => (state.failed ? 'The services could not be loaded yet: the console keeps trying.' : 'Loading…');
 
 // ---- Polling: the overview every 2 s while a map, service or faults view is open, the logs
-// while the logs view is; nothing while the tab is hidden.
+// while the logs view is; the traces or the open trace every 5 s; nothing while the tab is hidden.
 let ticker = null;
+let slowTicker = null;
 let overviewRequest = null;
 
 function startPolling() {
   stopPolling();
   if (document.visibilityState === 'hidden' || !session.access || state.denied) return;
   tick();
+  slowTick();
   ticker = setInterval(tick, POLL_MS);
+  slowTicker = setInterval(slowTick, TRACE_POLL_MS);
 }
 
-function stopPolling() { clearInterval(ticker); ticker = null; }
+function stopPolling() { clearInterval(ticker); clearInterval(slowTicker); ticker = slowTicker = null; }
 
 function tick() {
   const { name } = state.view;
-  // The logs view needs the overview once, for its service filter.
-  if (name !== 'missing' && (name !== 'logs' || !state.overview)) refreshOverview();
+  // The logs and traces views need the overview once, for their service filter.
+  if (!['missing', 'trace'].includes(name) && (!['logs', 'traces'].includes(name) || !state.overview)) refreshOverview();
   if (name === 'logs' && !logs.paused) pollLogs();
+}
+
+function slowTick() {
+  if (state.view.name === 'traces') pollTraces();
+  if (state.view.name === 'trace' && !trace.gone) pollTrace();
 }
 
 /** One overview request at a time; callers share the one in flight. */
@@ -248,6 +276,7 @@ function signedOut(why = '') {
   Object.assign(state, { overview: null, failed: false, denied: false });
   $('#fault-forms').replaceChildren(el('p', { class: 'pending' }, 'Loading…'));
   resetLogs();
+  forgetTraces();
   $('#signin-message').textContent = why;
   route(true);
 }
@@ -515,7 +544,9 @@ function renderService() {
   if (!state.overview) return box.replaceChildren(el('p', {}, pending()));
   const replicas = state.overview.services.filter((s) => s.name === service);
   if (!replicas.length) return box.replaceChildren(el('p', {}, `No service named “${service}” reports to this gateway.`));
-  return keepFocus(box, () => box.replaceChildren(...replicas.map((s) => replica(s, replicas.length > 1))));
+  const traces = el('p', { class: 'service-links' },
+    el('a', { href: `/ops/traces?${new URLSearchParams({ service })}`, 'data-key': 'traces' }, `Recent traces of ${service}`));
+  return keepFocus(box, () => box.replaceChildren(traces, ...replicas.map((s) => replica(s, replicas.length > 1))));
 }
 
 // ---- Faults: one form per service, filled on first render and after Apply or restore only,
@@ -594,8 +625,7 @@ async function applyFaults(form) {
   } catch (error) {
     status.textContent = '';
     // A rejected value (422), an unknown service (404): next to the form, where it was asked.
-    const own = error instanceof Problem && error.status >= 400 && error.status < 500 && ![401, 403].includes(error.status);
-    if (own) showProblem(form, error);
+    if (refused(error)) showProblem(form, error);
     else report(error);
   } finally { button.disabled = false; }
 }
@@ -675,7 +705,8 @@ async function pollLogs() {
   } catch (error) { report(error); } finally { if (logs.busy === generation) logs.busy = null; }
 }
 
-function logRow(line) {
+/** A log line as a row; `withTrace` false leaves out the trace column (a trace's own lines). */
+function logRow(line, withTrace = true) {
   const level = String(line.level ?? '').toLowerCase();
   const fields = Object.entries(line.fields ?? {})
     .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`).join(' ');
@@ -686,17 +717,18 @@ function logRow(line) {
     el('td', { class: 'message' }, line.message ?? '',
       line.target && el('span', { class: 'target' }, line.target),
       fields && el('span', { class: 'fields' }, fields)),
-    el('td', {}, line.trace_id
-      ? el('button', { type: 'button', class: 'trace', 'data-trace': line.trace_id, title: line.trace_id },
-        el('span', { class: 'vh' }, 'Show only trace '), `${line.trace_id.slice(0, 8)}…`)
-      : '–'));
+    withTrace && el('td', { class: 'trace-cell' }, line.trace_id ? [
+      el('button', { type: 'button', class: 'trace', 'data-trace': line.trace_id, title: line.trace_id },
+        el('span', { class: 'vh' }, 'Show only trace '), `${short(line.trace_id)}…`), ' ',
+      el('a', { href: traceHref(line.trace_id), class: 'trace-open' }, 'Open', el('span', { class: 'vh' }, ` trace ${short(line.trace_id)}`)),
+    ] : '–'));
 }
 
 function appendLogs(lines) {
   const wrap = $('#log-wrap');
   const body = $('#logs').tBodies[0];
   const atBottom = wrap.scrollHeight - wrap.scrollTop - wrap.clientHeight < 40;
-  body.append(...lines.map(logRow));
+  body.append(...lines.map((line) => logRow(line)));
   while (body.rows.length > MAX_LOG_ROWS) body.rows[0].remove();
   if (atBottom && lines.length) wrap.scrollTop = wrap.scrollHeight;
   $('#log-state').textContent = body.rows.length
@@ -712,14 +744,296 @@ function togglePause() {
   if (!logs.paused) pollLogs();
 }
 
-/** The service filter's options follow the overview's services, keeping the choice. */
-function renderLogServices() {
-  const select = $('#log-service');
-  const names = [...new Set((state.overview?.services ?? []).map((s) => s.name))];
-  if (names.join() === [...select.options].slice(1).map((o) => o.value).join()) return;
-  const chosen = select.value;
-  select.replaceChildren(el('option', { value: '' }, 'All services'), ...names.map((n) => el('option', { value: n }, n)));
-  select.value = names.includes(chosen) ? chosen : '';
+/** A service filter's options follow the overview's services, keeping the choice (even one the
+ * overview does not list, as a linked search may name). */
+function renderServiceOptions(select, chosen = select.value) {
+  const names = [...new Set([...(state.overview?.services ?? []).map((s) => s.name), chosen].filter(Boolean))];
+  if (names.join() !== [...select.options].slice(1).map((o) => o.value).join()) {
+    select.replaceChildren(el('option', { value: '' }, 'All services'), ...names.map((n) => el('option', { value: n }, n)));
+  }
+  select.value = chosen;
+}
+const renderLogServices = () => renderServiceOptions($('#log-service'));
+
+// ---- Traces: a search whose filters live in the URL, refreshed every 5 s; one trace as a
+// waterfall of its spans, the selected span's details and the trace's log lines.
+const TRACE_FILTERS = ['trace_id', 'order_id', 'user', 'service', 'status', 'min_ms'];
+const TRACE_LIMIT = 100;
+// The search: its generation (a new search drops older answers), the request in flight, the
+// query of the last answer, that answer, and the problem when the API refused the search.
+const traces = { generation: 0, busy: null, search: '', answer: null, refused: null, announce: false };
+// The open trace: its id, its last answer, whether it is gone (404), or left the window after loading.
+const trace = { id: null, data: null, gone: false, stale: false, failed: false, busy: null, selected: null };
+
+const short = (id) => String(id).slice(0, 8);
+const traceHref = (id) => `/ops/traces/${encodeURIComponent(id)}`;
+const statusWord = (s) => el('span', { class: { error: 'bad', ok: 'ok' }[s] ?? 'unset' },
+  { error: '✗ error', ok: '✓ ok' }[s] ?? s ?? '–');
+
+// A colour per service (classes c0 to c9), the same in every trace: the shop's services have
+// their own, any other one of the two left, by a hash of its name.
+const SHOP = ['gateway', 'identity', 'catalog', 'cart', 'orders', 'inventory', 'payments', 'notifications'];
+function colour(name) {
+  const i = SHOP.indexOf(name);
+  return i >= 0 ? i : SHOP.length + ([...String(name ?? '')].reduce((h, c) => (h * 31 + c.charCodeAt(0)) >>> 0, 7) % 2);
+}
+const serviceTag = (name) => el('span', { class: `svc c${colour(name)}` }, name ?? '–');
+
+function forgetTraces() {
+  Object.assign(traces, { generation: traces.generation + 1, search: '', answer: null, refused: null });
+  Object.assign(trace, { id: null, data: null, gone: false, stale: false, failed: false, selected: null });
+}
+
+/** On every route: the search form follows the URL, the open trace follows the path. */
+function enterTraces() {
+  const { name, id } = state.view;
+  if (name === 'traces') {
+    const query = new URLSearchParams(location.search);
+    if (traces.search !== location.search) Object.assign(traces, { answer: null, refused: null });
+    traces.search = location.search;
+    traces.generation += 1;
+    const form = $('#trace-search');
+    for (const field of TRACE_FILTERS.filter((f) => f !== 'service')) form.elements[field].value = query.get(field) ?? '';
+    renderServiceOptions($('#trace-service'), query.get('service') ?? '');
+  }
+  if (name === 'trace' && trace.id !== id) {
+    Object.assign(trace, { id, data: null, gone: false, stale: false, failed: false, selected: null });
+  }
+  for (const link of document.querySelectorAll('.to-traces')) link.setAttribute('href', `/ops/traces${traces.search}`);
+}
+
+function searchTraces(form) {
+  const query = new URLSearchParams();
+  for (const field of TRACE_FILTERS) if (form.elements[field].value.trim()) query.set(field, form.elements[field].value.trim());
+  const href = `/ops/traces${String(query) ? `?${query}` : ''}`;
+  if (href !== location.pathname + location.search) history.pushState(null, '', href);
+  traces.announce = true;
+  route(false);
+}
+
+async function pollTraces() {
+  const { generation } = traces;
+  if (traces.busy === generation) return;
+  traces.busy = generation;
+  const url = new URLSearchParams(location.search);
+  const query = new URLSearchParams({ limit: TRACE_LIMIT });
+  for (const field of TRACE_FILTERS) if (url.get(field)) query.set(field, url.get(field));
+  try {
+    const answer = await api(`/admin/ops/traces?${query}`);
+    if (generation !== traces.generation) return;
+    Object.assign(traces, { answer: answer ?? {}, refused: null });
+    renderTraces();
+  } catch (error) {
+    if (generation !== traces.generation) return;
+    if (refused(error)) { traces.refused = error.message; renderTraces(); } else report(error);
+  } finally { if (traces.busy === generation) traces.busy = null; }
+}
+
+function traceRow(t) {
+  return el('tr', { 'data-trace': t.trace_id, class: t.status === 'error' ? 'has-error' : null },
+    el('td', { class: 'time' }, el('time', { datetime: t.started_at }, when(t.started_at, true))),
+    el('th', { scope: 'row', class: 'root' }, el('a', { href: traceHref(t.trace_id), 'data-key': `trace:${t.trace_id}` },
+      t.root ?? 'Trace', el('span', { class: 'trace-id' }, ` ${short(t.trace_id)}`))),
+    el('td', { class: 'status' }, statusWord(t.status)),
+    el('td', { class: 'n took' }, spanMs(t.duration_ms)),
+    el('td', { class: 'n count' }, el('span', { class: 'spans' }, String(t.spans ?? '–')),
+      t.errors > 0 && el('span', { class: 'bad' }, ` (${t.errors} failed)`)),
+    el('td', { class: 'services' }, (t.services ?? []).map(serviceTag)));
+}
+
+function renderTraces() {
+  renderServiceOptions($('#trace-service'));
+  const { answer } = traces;
+  const list = answer?.traces ?? [];
+  const filtered = new URLSearchParams(location.search);
+  const searching = TRACE_FILTERS.some((f) => filtered.get(f));
+  $('#trace-clear').hidden = !searching;
+  $('#trace-state').textContent = traces.refused ? `The search was refused: ${traces.refused}`
+    : !answer ? 'Loading…' : !list.length ? 'Refreshed every 5 s.'
+    : `${list.length === TRACE_LIMIT ? `The newest ${list.length}` : list.length} trace${list.length === 1 ? '' : 's'}${searching ? ' matching' : ''}, newest first · refreshed every 5 s`;
+  const w = answer?.window;
+  $('#trace-window').textContent = w ? `The window holds the newest ${w.traces?.toLocaleString() ?? '–'} traces, `
+    + `${w.spans?.toLocaleString() ?? '–'} of at most ${w.max_spans?.toLocaleString() ?? '–'} spans; older ones drop out.` : '';
+  if (traces.announce && answer) {
+    traces.announce = false;
+    $('#trace-found').textContent = `${list.length} trace${list.length === 1 ? '' : 's'} found.`;
+  }
+  const empty = Boolean(answer) && !traces.refused && !list.length;
+  $('#traces-wrap').hidden = empty;
+  $('#traces-empty').hidden = !empty;
+  if (empty) {
+    $('#traces-empty').replaceChildren(...(searching
+      ? [el('strong', {}, 'No traces match'), el('p', {}, 'No trace in the window matches these filters. ', el('a', { href: '/ops/traces' }, 'Show every trace'))]
+      : [el('strong', {}, 'No traces yet: use the shop and they appear here'),
+        el('p', {}, 'Every request to the shop leaves a trace. ', el('a', { href: '/' }, 'Open the shop'))]));
+  }
+  const table = $('#traces');
+  const rows = list.length ? list.map(traceRow) : [el('tr', {}, el('td', { colspan: 6 }, answer ? '–' : 'Loading…'))];
+  keepFocus(table, () => table.tBodies[0].replaceChildren(...rows));
+}
+
+async function pollTrace() {
+  const { id } = state.view;
+  const here = () => state.view.name === 'trace' && state.view.id === id;
+  if (trace.busy === id) return;
+  trace.busy = id;
+  try {
+    const data = await api(`/admin/ops/traces/${encodeURIComponent(id)}`);
+    if (!here()) return;
+    // Spans may still arrive (events are handled later); a trace that did not change is not redrawn.
+    const changed = JSON.stringify(data) !== JSON.stringify(trace.data) || trace.stale || trace.failed;
+    Object.assign(trace, { data, stale: false, failed: false });
+    if (changed) renderTrace();
+  } catch (error) {
+    if (!here()) return;
+    // Gone before it was shown: the 404 page; gone since: the copy shown stays, with a note.
+    const gone = error instanceof Problem && error.status === 404;
+    if (!gone) report(error);
+    if (trace.data ? !gone || trace.stale : !gone && trace.failed) return;
+    Object.assign(trace, gone ? { gone: !trace.data, stale: Boolean(trace.data) } : { failed: true });
+    renderTrace();
+  } finally { if (trace.busy === id) trace.busy = null; }
+}
+
+/** The spans in tree order (each under its parent, by start) with their depth; a span whose
+ * parent is not in the trace starts a tree of its own. */
+function spanTree(spans = []) {
+  const ids = new Set(spans.map((s) => s.span_id));
+  const children = new Map();
+  const sorted = [...spans].sort((a, b) => (a.start_ms ?? 0) - (b.start_ms ?? 0));
+  for (const s of sorted) {
+    const parent = ids.has(s.parent_span_id) && s.parent_span_id !== s.span_id ? s.parent_span_id : null;
+    children.set(parent, [...(children.get(parent) ?? []), s]);
+  }
+  const rows = [];
+  const seen = new Set();
+  const walk = (parent, depth) => (children.get(parent) ?? []).forEach((span) => {
+    if (seen.has(span.span_id)) return;
+    seen.add(span.span_id);
+    rows.push({ span, depth });
+    walk(span.span_id, depth + 1);
+  });
+  walk(null, 0);
+  sorted.filter((s) => !seen.has(s.span_id)).forEach((s) => { seen.add(s.span_id); rows.push({ span: s, depth: 0 }); walk(s.span_id, 1); });
+  return rows;
+}
+
+function renderTrace() {
+  const { id } = state.view;
+  const { data, gone } = trace;
+  $('#trace-title').textContent = `Trace ${short(id)}`;
+  document.title = `${title()} · nubo ops`;
+  $('#trace-gone').hidden = !gone;
+  $('#trace-body').hidden = !data || gone;
+  const stateText = gone ? ''
+    : !data ? (trace.failed ? 'The trace could not be loaded yet: the console keeps trying.' : 'Loading…')
+    : trace.stale ? 'This trace has left the window since it was loaded: this is the last copy.' : '';
+  $('#trace-note').textContent = stateText;
+  $('#trace-note').hidden = !stateText;
+  if (!data || gone) return;
+  const rows = spanTree(data.spans);
+  if (!rows.some((r) => r.span.span_id === trace.selected)) {
+    trace.selected = (rows.find((r) => r.span.status === 'error') ?? rows[0])?.span.span_id ?? null;
+  }
+  const errors = rows.filter((r) => r.span.status === 'error').length;
+  $('#trace-facts').replaceChildren(...[
+    fact('Trace id', el('code', {}, data.trace_id ?? id)), fact('Root', rows[0]?.span.name ?? '–'),
+    fact('Started', when(data.started_at)), fact('Duration', spanMs(data.duration_ms)),
+    fact('Spans', [String(rows.length), errors > 0 && el('span', { class: 'bad' }, ` (${errors} failed)`)])].flat());
+  const services = [...new Set(rows.map((r) => r.span.service))];
+  $('#trace-legend').replaceChildren(...services.map((s) => el('li', {}, serviceTag(s))),
+    el('li', {}, el('span', { class: 'swatch err', 'aria-hidden': 'true' }), 'striped, ✗ error: the span failed'));
+  const wf = $('#waterfall');
+  keepFocus(wf, () => renderWaterfall(wf, data, rows));
+  renderSpanDetail();
+  const lines = data.logs ?? [];
+  $('#trace-logs-title').textContent = `Log lines of this trace (${lines.length}), oldest first`;
+  $('#trace-logs').tBodies[0].replaceChildren(...(lines.length ? lines.map((l) => logRow(l, false))
+    : [el('tr', {}, el('td', { colspan: 4 }, 'No log line carries this trace id.'))]));
+}
+
+function renderWaterfall(box, data, rows) {
+  const total = Math.max(data.duration_ms ?? 0, ...rows.map(({ span: s }) => (s.start_ms ?? 0) + (s.duration_ms ?? 0))) || 1;
+  const share = (v) => `${Math.min(100, Math.max(0, ((v ?? 0) / total) * 100))}%`;
+  const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => styled(el('span', { class: 'wf-tick' }, spanMs(f * total)), { left: `${f * 100}%` }));
+  const row = ({ span: s, depth }) => {
+    const [c, error, start] = [colour(s.service), s.status === 'error', s.start_ms ?? 0];
+    const current = s.span_id === trace.selected;
+    const button = el('button', {
+      type: 'button', class: `wf-row span-row${error ? ' error' : ''}`, 'data-span': s.span_id, 'data-key': `span:${s.span_id}`,
+      'aria-current': current ? 'true' : null, tabindex: current ? 0 : -1,
+    },
+    el('span', { class: 'wf-label' }, el('span', { class: 'wf-text' },
+      el('span', { class: `wf-service svc c${c}` }, s.service ?? '–'), ' ', el('span', { class: 'wf-name' }, s.name ?? '–')),
+    error && el('span', { class: 'wf-error' }, ' ✗ error')),
+    el('span', { class: 'wf-ms' }, el('span', { class: 'vh' }, ', took '), spanMs(s.duration_ms)),
+    el('span', { class: 'wf-track' },
+      styled(el('span', { class: `wf-bar c${c}${error ? ' err' : ''}` }), { left: share(start), width: share(Math.min(s.duration_ms ?? 0, total - start)) }),
+      el('span', { class: 'vh' }, `, from ${spanMs(start)}`)));
+    button.style.setProperty('--depth', Math.min(depth, 10));
+    return el('li', {}, button);
+  };
+  box.replaceChildren(
+    el('div', { class: 'wf-row wf-axis', 'aria-hidden': 'true' }, el('span', {}, 'Service and span'), el('span', { class: 'wf-ms' }, 'Took'),
+      el('span', { class: 'wf-track' }, ticks)),
+    el('ol', { class: 'wf-rows', 'aria-label': `${rows.length} spans, each under its parent` }, rows.map(row)));
+}
+
+function selectSpan(id) {
+  trace.selected = id;
+  for (const row of document.querySelectorAll('#waterfall [data-span]')) {
+    row.setAttribute('tabindex', row.dataset.span === id ? 0 : -1);
+    if (row.dataset.span === id) row.setAttribute('aria-current', 'true'); else row.removeAttribute('aria-current');
+  }
+  renderSpanDetail();
+}
+
+/** Up and down (Home, End) move between the spans: one tab stop for the whole waterfall. */
+function waterfallKeys(event) {
+  const rows = [...$('#waterfall').querySelectorAll('[data-span]')];
+  const i = rows.indexOf(document.activeElement);
+  const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: rows.length - 1 }[event.key];
+  if (i < 0 || to == null || !rows[to]) return;
+  event.preventDefault();
+  rows.forEach((r) => r.setAttribute('tabindex', r === rows[to] ? 0 : -1));
+  rows[to].focus();
+}
+
+const attrValue = (k, v) => {
+  const text = typeof v === 'string' ? v : JSON.stringify(v);
+  return k === 'order_id' ? [text, ' ', el('a', { href: `/ops/traces?${new URLSearchParams({ order_id: text })}` }, 'traces of this order')] : text;
+};
+
+function attributes(attrs, empty) {
+  const entries = Object.entries(attrs ?? {});
+  if (!entries.length) return el('p', { class: 'hint' }, empty);
+  return el('table', { class: 'attrs' }, el('tbody', {}, entries.map(([k, v]) =>
+    el('tr', {}, el('th', { scope: 'row' }, k), el('td', {}, attrValue(k, v))))));
+}
+
+function renderSpanDetail() {
+  const spans = trace.data?.spans ?? [];
+  const s = spans.find((x) => x.span_id === trace.selected);
+  $('#span-detail-title').textContent = s ? `Span: ${s.name}` : 'Span';
+  const box = $('#span-body');
+  if (!s) return box.replaceChildren(el('p', {}, 'Select a span in the waterfall.'));
+  const parent = spans.find((x) => x.span_id === s.parent_span_id);
+  const t0 = Date.parse(trace.data.started_at);
+  const at = known(t0) && known(s.start_ms) ? ` (${when(new Date(t0 + s.start_ms).toISOString(), true)})` : '';
+  return box.replaceChildren(
+    el('dl', { class: 'facts' },
+      fact('Name', s.name ?? '–'), fact('Service', serviceTag(s.service)), fact('Kind', s.kind ?? '–'),
+      fact('Start', `+${spanMs(s.start_ms)}${at}`), fact('Duration', spanMs(s.duration_ms)),
+      fact('Status', [statusWord(s.status), s.status_message && el('span', { class: 'status-message' }, ` ${s.status_message}`)]),
+      fact('Span id', el('code', {}, s.span_id)),
+      fact('Parent', parent ? `${parent.name} (${parent.service})` : s.parent_span_id ? `${s.parent_span_id}, not in this trace` : 'none: the root')),
+    el('h4', {}, 'Attributes'), attributes(s.attributes, 'No attributes.'),
+    el('h4', {}, 'Events'),
+    s.events?.length
+      ? el('ol', { class: 'events' }, s.events.map((e) => el('li', {},
+        el('span', { class: 'event-at' }, `+${spanMs(e.at_ms)}`), ' ', el('strong', {}, e.name ?? '–'),
+        Object.keys(e.attributes ?? {}).length ? attributes(e.attributes) : null)))
+      : el('p', { class: 'hint' }, 'No events.'));
 }
 
 // ---- Wiring.
@@ -748,5 +1062,11 @@ document.addEventListener('DOMContentLoaded', () => {
     const button = event.target.closest('button.trace');
     if (button) { $('#log-trace').value = button.dataset.trace; refilter(); }
   });
+  $('#trace-search').addEventListener('submit', (event) => { event.preventDefault(); searchTraces(event.target); });
+  $('#waterfall').addEventListener('click', (event) => {
+    const row = event.target.closest('[data-span]');
+    if (row) selectSpan(row.dataset.span);
+  });
+  $('#waterfall').addEventListener('keydown', waterfallKeys);
   route();
 });

@@ -99,6 +99,7 @@ impl Traces {
             .collect();
         Some(json!({
             "trace_id": trace_id,
+            "root": s.root,
             "started_at": s.started_at(),
             "duration_ms": s.duration_ms(),
             "spans": spans,

@@ -61,6 +61,39 @@ async fn an_admin_watches_the_shop_flips_a_fault_and_a_customer_is_refused() {
     )
     .await;
 
+    // The checkout's trace: found in the list, opened as a waterfall across the services it
+    // crossed, with its log lines.
+    browser.goto(&format!("{ops}/traces")).await.unwrap();
+    until_text(&browser, "#traces", "POST /api/v1/checkout").await;
+    look(&browser, &axe, "traces").await;
+    let opened: Value = browser
+        .execute(
+            "const row = [...document.querySelectorAll('#traces tr[data-trace]')]
+               .find(r => r.textContent.includes('POST /api/v1/checkout'));
+             return row ? row.dataset.trace : null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let trace = opened
+        .as_str()
+        .expect("a checkout trace in the list")
+        .to_owned();
+    browser
+        .goto(&format!("{ops}/traces/{trace}"))
+        .await
+        .unwrap();
+    for service in ["gateway", "orders", "inventory", "payments", "cart"] {
+        until_text(&browser, "#waterfall", service).await;
+    }
+    until(
+        &browser,
+        "the trace's log lines are shown",
+        |b| async move { count(&b, "#trace-logs tr").await > 1 },
+    )
+    .await;
+    look(&browser, &axe, "trace").await;
+
     // One service's page, with its charts.
     browser
         .goto(&format!("{ops}/services/payments"))
@@ -112,7 +145,7 @@ async fn an_admin_watches_the_shop_flips_a_fault_and_a_customer_is_refused() {
 
     // On a phone: nothing scrolls sideways.
     browser.set_window_size(390, 844).await.unwrap();
-    for view in ["", "/logs", "/faults", "/services/orders"] {
+    for view in ["", "/logs", "/faults", "/services/orders", "/traces"] {
         browser.goto(&format!("{ops}{view}")).await.unwrap();
         until(&browser, "the view is drawn", |b| async move {
             count(&b, "main h2").await > 0
