@@ -91,8 +91,28 @@ pub fn pages() -> Router {
         .route("/ops", get(page))
         .route("/ops/", get(page))
         .route("/ops/{*view}", get(page))
-        .route("/ops/ops.js", get(script))
         .route("/ops/ops.css", get(style))
+        .route("/ops/ops.js", get(|| script(include_str!("ops.js"))))
+        .route(
+            "/ops/ops-map.js",
+            get(|| script(include_str!("ops-map.js"))),
+        )
+        .route(
+            "/ops/ops-logs.js",
+            get(|| script(include_str!("ops-logs.js"))),
+        )
+        .route(
+            "/ops/ops-traces.js",
+            get(|| script(include_str!("ops-traces.js"))),
+        )
+        .route(
+            "/ops/ops-faults.js",
+            get(|| script(include_str!("ops-faults.js"))),
+        )
+        .route(
+            "/ops/ops-board.js",
+            get(|| script(include_str!("ops-board.js"))),
+        )
 }
 
 /// The storefront's policy, and images from `data:` URLs for the map's icons.
@@ -103,8 +123,8 @@ async fn page() -> Response {
     asset("text/html; charset=utf-8", include_str!("ops.html"))
 }
 
-async fn script() -> Response {
-    asset("text/javascript; charset=utf-8", include_str!("ops.js"))
+async fn script(body: &'static str) -> Response {
+    asset("text/javascript; charset=utf-8", body)
 }
 
 async fn style() -> Response {
@@ -172,6 +192,7 @@ async fn overview(
             "started_at": s.map(|s| s.started_at),
             "uptime_seconds": s.map(|s| (s.taken_at - s.started_at).num_seconds()),
             "status": status,
+            "replicas": s.map_or(&[][..], |s| &s.replicas),
             "error": seen.unreachable,
             "checks": s.map(|s| &s.checks),
             "calls": s.map_or(&[][..], |s| &s.calls),
@@ -274,7 +295,7 @@ struct LogQuery {
     /// Only lines after this one: the previous answer's `next`.
     #[serde(default)]
     #[param(minimum = 0)]
-    after: u64,
+    after: i64,
     /// 1 to 1000 (the newest that match).
     #[param(default = 200, minimum = 1, maximum = 1000)]
     limit: Option<usize>,
@@ -333,6 +354,12 @@ async fn logs(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::invalid("limit", "must be 1 to 1000"));
     }
+    let after = u64::try_from(query.after).map_err(|_| {
+        ApiError::invalid(
+            "after",
+            "must be 0 or more: a `next` from an earlier answer",
+        )
+    })?;
     watch::refresh(&console.ctx, &console.watch, token(&headers)).await;
     let w = console.watch.lock().await;
     let text = query.q.as_deref().unwrap_or("").to_lowercase();
@@ -357,7 +384,7 @@ async fn logs(
         .logs
         .iter()
         .rev()
-        .take_while(|l| l.seq > query.after)
+        .take_while(|l| l.seq > after)
         .filter(|l| keep(l))
         .take(limit)
         .collect();

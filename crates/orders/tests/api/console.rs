@@ -80,6 +80,13 @@ async fn an_operator_breaks_payments_from_the_console_and_restores_the_shop(mode
             "ready",
             "{name}: {first:#}"
         );
+        // Its roll call: the one replica this shop runs.
+        let replicas = service(&first, name)["replicas"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(replicas.len(), 1, "{name}: {replicas:#?}");
+        assert_eq!(replicas[0]["instance"], service(&first, name)["instance"]);
     }
     let edges = first["edges"].as_array().unwrap();
     let edge = |from: &str, to: &str, kind: &str| {
@@ -255,7 +262,9 @@ async fn an_operator_breaks_payments_from_the_console_and_restores_the_shop(mode
             .all(|l| l["level"] == "WARN" || l["level"] == "ERROR")
     );
     let bad_level = console(&shop, Some(&shop.admin.token), "/logs?level=loud").await;
-    assert_eq!(bad_level.status(), 422);
+    assert_eq!(bad_level.status(), 400);
+    let bad_cursor = console(&shop, Some(&shop.admin.token), "/logs?after=-1").await;
+    assert_eq!(bad_cursor.status(), 422);
 
     // Restore all: every switch off, the stuck order settles, and the next checkout confirms.
     let restored = json(

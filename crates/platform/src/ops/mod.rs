@@ -6,7 +6,7 @@
 
 pub mod faults;
 pub mod otlp;
-mod shared;
+pub mod shared;
 
 use std::sync::{Arc, Mutex};
 
@@ -66,8 +66,11 @@ pub struct Snapshot {
     pub version: String,
     pub started_at: DateTime<Utc>,
     pub taken_at: DateTime<Utc>,
-    /// ready, degraded, not ready or draining.
+    /// ready, degraded, not ready, starting or draining.
     pub status: String,
+    /// Every replica of the service heard from lately (this one included).
+    #[serde(default)]
+    pub replicas: Vec<shared::ReplicaView>,
     pub checks: Vec<Check>,
     pub calls: Vec<String>,
     pub publishes: Vec<String>,
@@ -144,29 +147,7 @@ impl Ops {
     pub async fn snapshot(&self, logs_after: u64, spans_after: u64) -> Snapshot {
         let o = &self.0;
         let desc = o.desc;
-        let status = if !o.health.started() {
-            "starting"
-        } else if o.health.draining() {
-            "draining"
-        } else {
-            ""
-        };
-        let results = if status.is_empty() {
-            o.health.check().await
-        } else {
-            Vec::new()
-        };
-        let status = match status {
-            "" if results.iter().all(|(_, _, ok)| *ok) => "ready",
-            "" if results
-                .iter()
-                .all(|(_, need, ok)| *ok || *need == Need::Reported) =>
-            {
-                "degraded"
-            }
-            "" => "not ready",
-            other => other,
-        };
+        let (status, results) = self.status_and_checks().await;
         let own = |line: &LogLine| {
             line.service == desc.name
                 // The gateway also shows the lines no service wrote (the process's own).
@@ -179,7 +160,8 @@ impl Ops {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: o.started_at,
             taken_at: Utc::now(),
-            status: status.to_owned(),
+            status,
+            replicas: shared::replicas(&o.cache, desc.name).await,
             checks: results
                 .into_iter()
                 .map(|(name, need, ok)| Check {
@@ -223,6 +205,33 @@ impl Ops {
     /// The switches as they are set now.
     pub fn faults(&self) -> FaultSettings {
         self.0.faults.get()
+    }
+
+    /// ready, degraded, not ready, starting or draining, as `/readyz` would answer now.
+    pub async fn status(&self) -> String {
+        self.status_and_checks().await.0
+    }
+
+    async fn status_and_checks(&self) -> (String, Vec<(&'static str, Need, bool)>) {
+        let health = &self.0.health;
+        if !health.started() {
+            return ("starting".into(), Vec::new());
+        }
+        if health.draining() {
+            return ("draining".into(), Vec::new());
+        }
+        let results = health.check().await;
+        let status = if results.iter().all(|(_, _, ok)| *ok) {
+            "ready"
+        } else if results
+            .iter()
+            .all(|(_, need, ok)| *ok || *need == Need::Reported)
+        {
+            "degraded"
+        } else {
+            "not ready"
+        };
+        (status.into(), results)
     }
 
     /// Sets the service's switches for `who`, after checking them: stored for every replica

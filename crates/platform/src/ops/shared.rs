@@ -52,11 +52,68 @@ pub async fn store(
     Ok(shared)
 }
 
-/// Keeps this replica's switches as stored, until `token` is cancelled.
+/// One replica as it last said it was, in the service's roll call.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ReplicaView {
+    pub instance: String,
+    pub version: String,
+    pub started_at: chrono::DateTime<chrono::Utc>,
+    pub status: String,
+    pub seen_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A replica not heard from for this long is gone from the roll call.
+const ROLL_CALL_FOR: Duration = Duration::from_secs(10);
+
+fn roll_key(service: &str) -> String {
+    format!("ops:replicas:{service}")
+}
+
+/// Every replica of `service` heard from lately, by instance.
+pub async fn replicas(cache: &Cache, service: &str) -> Vec<ReplicaView> {
+    let now = chrono::Utc::now();
+    let mut all: Vec<ReplicaView> = cache
+        .hash_get_all(&roll_key(service))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(_, v)| serde_json::from_slice::<ReplicaView>(&v).ok())
+        .filter(|r| (now - r.seen_at).to_std().is_ok_and(|d| d < ROLL_CALL_FOR) || r.seen_at > now)
+        .collect();
+    all.sort_by(|a, b| a.instance.cmp(&b.instance));
+    all
+}
+
+/// Keeps this replica's switches as stored, and answers the service's roll call, until `token`
+/// is cancelled.
 pub async fn follow(ops: Ops, cache: Cache, token: CancellationToken) {
+    let mut tick = 0u64;
+    let mut status = String::from("starting");
     loop {
         if let Some(shared) = load(&cache, ops.0.desc.name).await {
             ops.take_up(shared);
+        }
+        // Readiness checks touch the database: every fifth round is often enough.
+        if tick % 5 == 0 {
+            status = ops.status().await;
+        }
+        tick += 1;
+        let me = ReplicaView {
+            instance: ops.0.instance.clone(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at: ops.0.started_at,
+            status: status.clone(),
+            seen_at: chrono::Utc::now(),
+        };
+        if let Ok(bytes) = serde_json::to_vec(&me) {
+            let _ = cache
+                .hash_set(
+                    &roll_key(ops.0.desc.name),
+                    &me.instance,
+                    bytes.into(),
+                    ROLL_CALL_FOR * 6,
+                )
+                .await;
         }
         tokio::select! {
             _ = token.cancelled() => return,
