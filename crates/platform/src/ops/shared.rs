@@ -94,7 +94,7 @@ pub async fn follow(ops: Ops, cache: Cache, token: CancellationToken) {
             ops.take_up(shared);
         }
         // Readiness checks touch the database: every fifth round is often enough.
-        if tick % 5 == 0 {
+        if tick.is_multiple_of(5) {
             status = ops.status().await;
         }
         tick += 1;
