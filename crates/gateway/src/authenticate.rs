@@ -21,6 +21,8 @@ pub async fn caller(State(ctx): State<Context>, mut request: Request, next: Next
     if let Some(token) = bearer(request.headers()) {
         match ctx.verifier.verify(token).await {
             Ok(claims) => {
+                nubo_platform::tracing::Span::current()
+                    .record("user", nubo_platform::tracing::field::display(claims.sub));
                 let headers = request.headers_mut();
                 if let Ok(id) = HeaderValue::from_str(&claims.sub.to_string()) {
                     headers.insert(USER_ID, id);

@@ -271,6 +271,7 @@ where
             roles: claims.roles,
             email: claims.email,
         };
+        tracing::Span::current().record("user", tracing::field::display(caller.user_id));
         parts.extensions.insert(caller.clone());
         Ok(caller)
     }

@@ -322,6 +322,15 @@ async fn an_operator_breaks_payments_from_the_console_and_restores_the_shop(mode
             .any(|t| t["trace_id"] == trace),
         "{found:#}"
     );
+    let by_user = overview_of(&shop, &format!("/traces?user={}", erin.id)).await;
+    assert!(
+        by_user["traces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["trace_id"] == trace),
+        "the customer's checkout is found by their id: {by_user:#}"
+    );
     let mut detail = Value::Null;
     for _ in 0..20 {
         detail = overview_of(&shop, &format!("/traces/{trace}")).await;

@@ -259,6 +259,8 @@ async fn observe(
         request_id = request.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or(""),
         status = tracing::field::Empty,
         trace_id = tracing::field::Empty,
+        // The signed-in caller's id, once a token names one: traces are searchable by user.
+        user = tracing::field::Empty,
         otel.kind = "server",
     );
     let trace_id = crate::telemetry::continue_trace_from_headers(&span, request.headers());
