@@ -22,7 +22,8 @@ const CUSTOMER: &str = "customer@console.test";
 
 #[tokio::test]
 #[ignore = "needs chromium, chromium-driver and axe-core: run by .ci/run"]
-async fn an_admin_watches_the_shop_flips_a_fault_and_a_customer_is_refused() {
+async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and_a_customer_is_refused()
+ {
     let axe = axe_core();
     let driver = Chromedriver::start();
     let system = start_shop().await;
@@ -125,15 +126,63 @@ async fn an_admin_watches_the_shop_flips_a_fault_and_a_customer_is_refused() {
     until_text(&browser, "#audit", ADMIN).await;
     look(&browser, &axe, "faults").await;
 
-    // The switch is in the logs, live.
-    browser.goto(&format!("{ops}/logs")).await.unwrap();
-    until_text(&browser, "#logs", "fault switches set by an operator").await;
-    look(&browser, &axe, "logs").await;
+    // A shopper, in a browser of their own, pays: the order waits on the card.
+    let shopper = driver.browser().await;
+    shopper
+        .goto(&format!("{}/", system.url("gateway")))
+        .await
+        .unwrap();
+    until_text(&shopper, "#products", "Hojicha").await;
+    click(&shopper, "header [data-view=account]").await;
+    type_into(&shopper, "#login-email", CUSTOMER).await;
+    type_into(&shopper, "#login-password", PASSWORD).await;
+    click(&shopper, "#log-in button[type=submit]").await;
+    until_text(&shopper, "#who", CUSTOMER).await;
+    click(&shopper, "header [data-view=shop]").await;
+    click(&shopper, ".product[data-sku=TEA-OPS] button").await;
+    until_text(&shopper, "#cart-button", "Cart (1)").await;
+    click(&shopper, "#cart-button").await;
+    type_into(&shopper, "#card-number", "4242 4242 4242 4242").await;
+    click(&shopper, "#pay").await;
+    until_text(&shopper, "#message", "being processed").await;
 
-    // Restore all turns it off.
+    // The board shows it waiting on authorize_payment, and the map shows orders' calls to
+    // payments failing.
+    browser.goto(&format!("{ops}/checkouts")).await.unwrap();
+    until_text(&browser, "#board-attention", "authorize_payment").await;
+    look(&browser, &axe, "checkouts").await;
+    browser.goto(&ops).await.unwrap();
+    until(
+        &browser,
+        "the map shows orders' calls to payments failing",
+        |b| async move {
+            let label = label_of(&b, "orders", "payments").await;
+            label.contains('%') && !label.contains(" 0% ") && !label.contains("· 0%")
+        },
+    )
+    .await;
+    look(&browser, &axe, "map-failing").await;
+
+    // Past the payment deadline the checkout gives up; restore all, and the order ends
+    // cancelled, in words for the shopper.
+    system.clock().advance(Duration::from_secs(61));
     browser.goto(&format!("{ops}/faults")).await.unwrap();
     click(&browser, "#restore-all").await;
     until_text(&browser, "#audit", "off").await;
+    click(&shopper, "header [data-view=orders]").await;
+    until(
+        &shopper,
+        "the shopper's order is cancelled",
+        |b| async move {
+            click(&b, "header [data-view=orders]").await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            match b.find(Locator::Css("#orders")).await {
+                Ok(e) => e.text().await.unwrap_or_default().contains("cancelled"),
+                Err(_) => false,
+            }
+        },
+    )
+    .await;
     let restored = api(&system, ADMIN, "/admin/ops/overview").await;
     let payments = restored["services"]
         .as_array()
@@ -143,9 +192,30 @@ async fn an_admin_watches_the_shop_flips_a_fault_and_a_customer_is_refused() {
         .unwrap();
     assert_eq!(payments["faults"]["knobs"], json!({}), "{payments:#}");
 
+    // The cancelled checkout left the cart as it was; paying again is confirmed.
+    click(&shopper, "header [data-view=shop]").await;
+    until_text(&shopper, "#cart-button", "Cart (1)").await;
+    click(&shopper, "#cart-button").await;
+    type_into(&shopper, "#card-number", "4242 4242 4242 4242").await;
+    click(&shopper, "#pay").await;
+    until_text(&shopper, "#outcome", "Order confirmed").await;
+    shopper.close().await.unwrap();
+
+    // The switch is in the logs, live.
+    browser.goto(&format!("{ops}/logs")).await.unwrap();
+    until_text(&browser, "#logs", "fault switches set by an operator").await;
+    look(&browser, &axe, "logs").await;
+
     // On a phone: nothing scrolls sideways.
     browser.set_window_size(390, 844).await.unwrap();
-    for view in ["", "/logs", "/faults", "/services/orders", "/traces"] {
+    for view in [
+        "",
+        "/logs",
+        "/faults",
+        "/services/orders",
+        "/traces",
+        "/checkouts",
+    ] {
         browser.goto(&format!("{ops}{view}")).await.unwrap();
         until(&browser, "the view is drawn", |b| async move {
             count(&b, "main h2").await > 0
