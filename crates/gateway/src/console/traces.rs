@@ -8,7 +8,7 @@ use nubo_platform::telemetry::spans::SpanRecord;
 use nubo_platform::telemetry::window::LogLine;
 
 /// Spans kept across every trace; the oldest traces go first.
-pub const MAX_SPANS: usize = 8_000;
+pub const MAX_SPANS: usize = 4_000;
 
 #[derive(Default)]
 pub struct Traces {

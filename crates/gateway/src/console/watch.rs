@@ -21,7 +21,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(1500);
 /// Five minutes of points at the interval the page polls (2 s).
 const POINTS: usize = 150;
 /// Log lines kept, merged from every service.
-pub const LOG_LINES: usize = 5_000;
+pub const LOG_LINES: usize = 3_000;
 /// How long one service may take to answer the console.
 const SNAPSHOT_DEADLINE: Duration = Duration::from_secs(3);
 

@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// At most this many spans are kept ...
-pub const WINDOW_SPANS: usize = 8_000;
-/// ... and at most about this many bytes of them (as [`SpanRecord::size`] counts them, which
-/// a bench run found close to what the allocator holds for them).
-pub const WINDOW_BYTES: usize = 8 << 20;
+pub const WINDOW_SPANS: usize = 5_000;
+/// ... and at most about this many bytes of them, as [`SpanRecord::size`] counts them (a bench
+/// run found the allocator holding about that again for its maps and values).
+pub const WINDOW_BYTES: usize = 6 << 20;
 const VALUE_CHARS: usize = 1_000;
 
 /// One finished span as the console shows it.
@@ -54,15 +54,15 @@ impl SpanRecord {
     fn size(&self) -> usize {
         let values = |m: &BTreeMap<String, Value>| -> usize {
             m.iter()
-                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 160)
+                .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 320)
                 .sum()
         };
         let events: usize = self
             .events
             .iter()
-            .map(|e| 128 + e.name.len() + values(&e.attributes))
+            .map(|e| 256 + e.name.len() + values(&e.attributes))
             .sum();
-        640 + self.name.len() + values(&self.attributes) + events
+        1280 + self.name.len() + values(&self.attributes) + events
     }
 }
 

@@ -17,7 +17,7 @@ use super::{JsonFields, PROCESS, SpanTags};
 /// At most this many lines are kept ...
 pub const WINDOW_LINES: usize = 5_000;
 /// ... and at most about this many bytes of them.
-pub const WINDOW_BYTES: usize = 4 << 20;
+pub const WINDOW_BYTES: usize = 3 << 20;
 /// A field longer than this is cut, so one huge line cannot push the others out.
 const FIELD_CHARS: usize = 2_000;
 
@@ -41,9 +41,13 @@ impl LogLine {
         let fields: usize = self
             .fields
             .iter()
-            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 160)
+            .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len) + 320)
             .sum();
-        512 + self.time.len() + self.service.len() + self.target.len() + self.message.len() + fields
+        1024 + self.time.len()
+            + self.service.len()
+            + self.target.len()
+            + self.message.len()
+            + fields
     }
 }
 
