@@ -33,6 +33,7 @@ use tracing_subscriber::{EnvFilter, Layer};
 
 use crate::config::LogFormat;
 
+mod bounded;
 mod repeats;
 pub mod spans;
 pub mod window;

@@ -3,8 +3,7 @@
 //! everything) and by spans other programs send to nubo's OTLP receiver ([`crate::ops::otlp`]).
 //! Tracing works with no collector at all.
 
-use std::collections::{BTreeMap, VecDeque};
-use std::sync::{LazyLock, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanKind, Status};
@@ -12,6 +11,8 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanProcessor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::bounded::{Bounded, Kept};
 
 /// At most this many spans are kept ...
 pub const WINDOW_SPANS: usize = 5_000;
@@ -48,7 +49,7 @@ pub struct SpanEventRecord {
     pub attributes: BTreeMap<String, Value>,
 }
 
-impl SpanRecord {
+impl Kept for SpanRecord {
     /// Roughly what the allocator holds for it: each string's bytes and header, and each
     /// attribute's map node and value besides.
     fn size(&self) -> usize {
@@ -63,6 +64,14 @@ impl SpanRecord {
             .map(|e| 256 + e.name.len() + values(&e.attributes))
             .sum();
         1280 + self.name.len() + values(&self.attributes) + events
+    }
+
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
     }
 }
 
@@ -82,55 +91,21 @@ pub fn bounded(value: Value) -> Value {
     }
 }
 
-struct Window {
-    spans: VecDeque<SpanRecord>,
-    bytes: usize,
-    next: u64,
-}
-
-static WINDOW: LazyLock<Mutex<Window>> = LazyLock::new(|| {
-    Mutex::new(Window {
-        spans: VecDeque::new(),
-        bytes: 0,
-        next: 1,
-    })
-});
+static WINDOW: Bounded<SpanRecord> = Bounded::new(WINDOW_SPANS, WINDOW_BYTES);
 
 /// Adds finished spans to the window, evicting the oldest past its bounds.
 pub fn push(records: impl IntoIterator<Item = SpanRecord>) {
-    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    for mut record in records {
-        record.seq = w.next;
-        w.next += 1;
-        w.bytes += record.size();
-        w.spans.push_back(record);
-    }
-    while w.spans.len() > WINDOW_SPANS || (w.bytes > WINDOW_BYTES && w.spans.len() > 1) {
-        if let Some(old) = w.spans.pop_front() {
-            w.bytes -= old.size();
-        }
-    }
+    WINDOW.push(records);
 }
 
 /// Spans after `after`, oldest first, at most `limit` (the newest).
 pub fn recent(after: u64, limit: usize) -> Vec<SpanRecord> {
-    let w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    let mut found: Vec<SpanRecord> = w
-        .spans
-        .iter()
-        .rev()
-        .take_while(|s| s.seq > after)
-        .take(limit)
-        .cloned()
-        .collect();
-    found.reverse();
-    found
+    WINDOW.recent(after, limit, |_| true)
 }
 
 /// The window's size now: spans and approximate bytes.
 pub fn usage() -> (usize, usize) {
-    let w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    (w.spans.len(), w.bytes)
+    WINDOW.usage()
 }
 
 pub fn unix_nano(t: SystemTime) -> u64 {

@@ -2,9 +2,6 @@
 //! count and by bytes), so logs can be read with no log store installed. Every line the
 //! configured filter lets through goes in, whatever the terminal shows.
 
-use std::collections::VecDeque;
-use std::sync::{LazyLock, Mutex};
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::{Event, Subscriber};
@@ -12,6 +9,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
+use super::bounded::{Bounded, Kept};
 use super::{JsonFields, PROCESS, SpanTags};
 
 /// At most this many lines are kept ...
@@ -35,7 +33,7 @@ pub struct LogLine {
     pub fields: Map<String, Value>,
 }
 
-impl LogLine {
+impl Kept for LogLine {
     /// Roughly what the allocator holds for it (see the span window's `size`).
     fn size(&self) -> usize {
         let fields: usize = self
@@ -49,55 +47,30 @@ impl LogLine {
             + self.message.len()
             + fields
     }
-}
 
-struct Window {
-    lines: VecDeque<LogLine>,
-    bytes: usize,
-    next: u64,
-}
-
-static WINDOW: LazyLock<Mutex<Window>> = LazyLock::new(|| {
-    Mutex::new(Window {
-        lines: VecDeque::new(),
-        bytes: 0,
-        next: 1,
-    })
-});
-
-fn push(mut line: LogLine) {
-    let mut w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    line.seq = w.next;
-    w.next += 1;
-    w.bytes += line.size();
-    w.lines.push_back(line);
-    while w.lines.len() > WINDOW_LINES || (w.bytes > WINDOW_BYTES && w.lines.len() > 1) {
-        if let Some(old) = w.lines.pop_front() {
-            w.bytes -= old.size();
-        }
+    fn seq(&self) -> u64 {
+        self.seq
     }
+
+    fn set_seq(&mut self, seq: u64) {
+        self.seq = seq;
+    }
+}
+
+static WINDOW: Bounded<LogLine> = Bounded::new(WINDOW_LINES, WINDOW_BYTES);
+
+fn push(line: LogLine) {
+    WINDOW.push([line]);
 }
 
 /// Lines after `after` that `keep` accepts, oldest first, at most `limit` of them (the newest).
 pub fn recent(after: u64, limit: usize, keep: impl Fn(&LogLine) -> bool) -> Vec<LogLine> {
-    let w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    let mut found: Vec<LogLine> = w
-        .lines
-        .iter()
-        .rev()
-        .take_while(|l| l.seq > after)
-        .filter(|l| keep(l))
-        .take(limit)
-        .cloned()
-        .collect();
-    found.reverse();
-    found
+    WINDOW.recent(after, limit, keep)
 }
 
 /// The window's size now: lines and approximate bytes.
 pub fn usage() -> (usize, usize) {
-    let w = WINDOW.lock().unwrap_or_else(|e| e.into_inner());
-    (w.lines.len(), w.bytes)
+    WINDOW.usage()
 }
 
 /// Puts every event it sees into the window.
