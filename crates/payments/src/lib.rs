@@ -59,7 +59,7 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
 
 async fn build(ctx: Context) -> anyhow::Result<Parts> {
     let config = Config::from_context(&ctx)?;
-    let provider = Provider::from_config(&config, ctx.faults.clone());
+    let provider = Provider::from_config(&config, ctx.ops.switches());
     Ok(Parts {
         router: routes::router(ctx, provider),
         consumers: vec![],

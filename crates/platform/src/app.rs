@@ -400,7 +400,6 @@ async fn start(
         clock,
         verifier,
         env: Arc::new(env),
-        faults: faults.clone(),
         ops: ops.clone(),
         clients: Arc::new(clients),
         console_clients: Arc::new(console_clients),

@@ -137,6 +137,29 @@ impl Health {
         .await
     }
 
+    /// What `/readyz` answers: starting, draining, ready, degraded (a reported dependency is
+    /// down) or not ready (a required one is), with every check's result once started.
+    pub async fn status(&self) -> (&'static str, Vec<(&'static str, Need, bool)>) {
+        if !self.started() {
+            return ("starting", Vec::new());
+        }
+        if self.draining() {
+            return ("draining", Vec::new());
+        }
+        let results = self.check().await;
+        let status = if results.iter().all(|(_, _, ok)| *ok) {
+            "ready"
+        } else if results
+            .iter()
+            .all(|(_, need, ok)| *ok || *need == Need::Reported)
+        {
+            "degraded"
+        } else {
+            "not ready"
+        };
+        (status, results)
+    }
+
     pub fn routes(&self) -> Router {
         Router::new()
             .route(
@@ -162,33 +185,22 @@ async fn startupz(State(health): State<Health>) -> Response {
 }
 
 async fn readyz(State(health): State<Health>) -> Response {
-    let status = if !health.started() {
-        "starting"
-    } else if health.draining() {
-        "draining"
-    } else {
-        ""
-    };
-    if !status.is_empty() {
+    let (status, results) = health.status().await;
+    if results.is_empty() && matches!(status, "starting" | "draining") {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({ "status": status })),
         )
             .into_response();
     }
-    let results = health.check().await;
-    let ready = results
-        .iter()
-        .all(|(_, need, ok)| *ok || *need == Need::Reported);
-    let whole = results.iter().all(|(_, _, ok)| *ok);
     let checks: serde_json::Map<String, serde_json::Value> = results
         .into_iter()
         .map(|(name, _, ok)| (name.to_owned(), json!(if ok { "ok" } else { "failing" })))
         .collect();
-    let (code, status) = match (ready, whole) {
-        (true, true) => (StatusCode::OK, "ready"),
-        (true, false) => (StatusCode::OK, "degraded"),
-        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "not ready"),
+    let code = if status == "not ready" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     (
         code,

@@ -152,9 +152,8 @@ pub struct Handles {
     pub verifier: Verifier,
     /// Its own settings from the environment (the names in its description's `env`).
     pub env: Arc<BTreeMap<String, String>>,
-    /// The switches an operator flips in the ops console; a service reads its knobs here.
-    pub faults: crate::ops::Faults,
-    /// What the ops console reads of this service: its snapshot, and its switches to set.
+    /// What the ops console reads of this service (its snapshot) and the switches it flips
+    /// there; a service reads its knobs through `ops.switches()`.
     pub ops: crate::ops::Ops,
     pub(crate) clients: Arc<BTreeMap<String, ServiceClient>>,
     /// The edge's second set of clients, for the ops console's own calls: their own breakers,

@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, header};
 use nubo_platform::auth::Admin;
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::HeaderMap;
@@ -134,19 +133,12 @@ async fn futures_pair<A, B>(
 
 /// Orders in `status`, each with its last step and whether it has stopped moving.
 async fn unfinished(ctx: &Context, status: &str, token: &str) -> Result<Vec<Value>, String> {
-    let client = ctx
-        .console_client("orders")
-        .ok_or("the gateway has no client for orders")?;
-    let mut request = http::Request::get(format!(
+    let request = http::Request::get(format!(
         "/api/v1/admin/orders?status={status}&limit={ATTENTION}"
     ))
     .body(Bytes::new())
     .map_err(|e| e.to_string())?;
-    if let Ok(bearer) = HeaderValue::from_str(&format!("Bearer {token}")) {
-        request.headers_mut().insert(header::AUTHORIZATION, bearer);
-    }
-    let response = client
-        .send(request)
+    let response = super::as_admin(ctx, "orders", request, token)
         .await
         .map_err(|e| format!("orders could not be asked for {status} orders: {e}"))?;
     if !response.status().is_success() {

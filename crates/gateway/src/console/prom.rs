@@ -45,16 +45,8 @@ const CONSOLE_ROUTES: &str = "/api/v1/admin/ops";
 
 pub fn totals(text: &str) -> Totals {
     let mut t = Totals::default();
-    for line in text.lines() {
-        let Some((name, labels, value)) = sample(line) else {
-            continue;
-        };
-        let label = |key: &str| {
-            labels
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| v.as_str())
-        };
+    for (name, labels, value) in samples(text) {
+        let label = |key: &str| label(&labels, key);
         if label("route").is_some_and(|r| r.starts_with(CONSOLE_ROUTES)) {
             continue;
         }

@@ -3,7 +3,7 @@
 //! admin's token.
 
 use bytes::Bytes;
-use http::{HeaderValue, StatusCode, header};
+use http::{StatusCode, header};
 use nubo_platform::auth::Admin;
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::HeaderMap;
@@ -109,17 +109,11 @@ async fn switch(
             .await?;
         return Ok(ctx.ops.faults());
     }
-    let client = ctx
-        .console_client(name)
-        .ok_or_else(|| anyhow::anyhow!("the gateway has no client for {name}"))?;
     let body = nubo_platform::serde_json::to_vec(settings).map_err(ApiError::internal)?;
-    let mut request = http::Request::put(FAULTS_PATH)
+    let request = http::Request::put(FAULTS_PATH)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Bytes::from(body))
         .map_err(ApiError::internal)?;
-    if let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) {
-        request.headers_mut().insert(header::AUTHORIZATION, value);
-    }
     let unreachable = |why: String| {
         ApiError::from(
             Problem::new(
@@ -129,10 +123,9 @@ async fn switch(
             .retry_after(1),
         )
     };
-    let response = client
-        .send(request)
+    let response = super::as_admin(ctx, name, request, token)
         .await
-        .map_err(|e| unreachable(e.to_string()))?;
+        .map_err(unreachable)?;
     let status = response.status();
     if status.is_success() {
         return nubo_platform::serde_json::from_slice(response.body())

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, header};
 use nubo_platform::Context;
 use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::ops::{SNAPSHOT_PATH, Snapshot};
@@ -237,20 +236,17 @@ async fn look(
     if name == crate::SERVICE.name {
         return Ok(ctx.ops.snapshot(logs_after, spans_after).await);
     }
-    let client = ctx
-        .console_client(name)
-        .ok_or_else(|| format!("the gateway has no client for {name}"))?;
-    let mut request = http::Request::get(format!(
+    let request = http::Request::get(format!(
         "{SNAPSHOT_PATH}?logs_after={logs_after}&spans_after={spans_after}"
     ))
     .body(Bytes::new())
     .map_err(|e| e.to_string())?;
-    let bearer = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?;
-    request.headers_mut().insert(header::AUTHORIZATION, bearer);
-    let response = tokio::time::timeout(SNAPSHOT_DEADLINE, client.send(request))
-        .await
-        .map_err(|_| format!("{name} did not answer within {SNAPSHOT_DEADLINE:?}"))?
-        .map_err(|e| e.to_string())?;
+    let response = tokio::time::timeout(
+        SNAPSHOT_DEADLINE,
+        super::as_admin(ctx, name, request, token),
+    )
+    .await
+    .map_err(|_| format!("{name} did not answer within {SNAPSHOT_DEADLINE:?}"))??;
     if !response.status().is_success() {
         return Err(format!("{name} answered {}", response.status()));
     }

@@ -147,7 +147,7 @@ impl Ops {
     pub async fn snapshot(&self, logs_after: u64, spans_after: u64) -> Snapshot {
         let o = &self.0;
         let desc = o.desc;
-        let (status, results) = self.status_and_checks().await;
+        let (status, results) = o.health.status().await;
         let own = |line: &LogLine| {
             line.service == desc.name
                 // The gateway also shows the lines no service wrote (the process's own).
@@ -160,7 +160,7 @@ impl Ops {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             started_at: o.started_at,
             taken_at: Utc::now(),
-            status,
+            status: status.to_owned(),
             replicas: shared::replicas(&o.cache, desc.name).await,
             checks: results
                 .into_iter()
@@ -202,6 +202,11 @@ impl Ops {
         }
     }
 
+    /// The service's switches, for its code to read its knobs from.
+    pub fn switches(&self) -> Faults {
+        self.0.faults.clone()
+    }
+
     /// The switches as they are set now.
     pub fn faults(&self) -> FaultSettings {
         self.0.faults.get()
@@ -209,29 +214,7 @@ impl Ops {
 
     /// ready, degraded, not ready, starting or draining, as `/readyz` would answer now.
     pub async fn status(&self) -> String {
-        self.status_and_checks().await.0
-    }
-
-    async fn status_and_checks(&self) -> (String, Vec<(&'static str, Need, bool)>) {
-        let health = &self.0.health;
-        if !health.started() {
-            return ("starting".into(), Vec::new());
-        }
-        if health.draining() {
-            return ("draining".into(), Vec::new());
-        }
-        let results = health.check().await;
-        let status = if results.iter().all(|(_, _, ok)| *ok) {
-            "ready"
-        } else if results
-            .iter()
-            .all(|(_, need, ok)| *ok || *need == Need::Reported)
-        {
-            "degraded"
-        } else {
-            "not ready"
-        };
-        (status.into(), results)
+        self.0.health.status().await.0.to_owned()
     }
 
     /// Sets the service's switches for `who`, after checking them: stored for every replica
