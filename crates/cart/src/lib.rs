@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod domain;
+mod merge;
 pub mod routes;
 
 use nubo_platform::storage::Migrations;

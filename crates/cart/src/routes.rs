@@ -61,28 +61,29 @@ fn public_routes() -> OpenApiRouter<Context> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(my_cart, clear_my_cart))
         .routes(routes!(add_line))
+        .routes(routes!(crate::merge::merge))
         .routes(routes!(set_line, remove_line))
         .routes(routes!(any_cart))
 }
 
-type Cfg = Extension<Arc<Config>>;
+pub(crate) type Cfg = Extension<Arc<Config>>;
 
 /// How long the cart remembers that an order's lines were taken out, so that a late retry takes
 /// nothing more. Orders retries within minutes; a day covers an orders outage as well, without
 /// keeping a key per order forever.
 const ORDER_REMEMBERED: Duration = Duration::from_secs(24 * 3600);
 
-fn cart_key(user_id: Uuid) -> String {
+pub(crate) fn cart_key(user_id: Uuid) -> String {
     format!("cart:v1:{user_id}")
 }
 
-fn sku(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn sku(raw: &str) -> Result<String, ApiError> {
     nubo_contracts::Sku::parse(raw)
         .map(|s| s.as_str().to_owned())
         .map_err(|m| ApiError::invalid("sku", m))
 }
 
-fn quantity(raw: i64) -> Result<i64, ApiError> {
+pub(crate) fn quantity(raw: i64) -> Result<i64, ApiError> {
     domain::quantity(raw).map_err(|m| ApiError::invalid("quantity", m))
 }
 
@@ -325,7 +326,11 @@ async fn remove_line(
 }
 
 /// The stored lines of `user_id`'s cart, priced with the catalog's products as they are now.
-async fn priced_cart(ctx: &Context, config: &Config, user_id: Uuid) -> Result<CartView, ApiError> {
+pub(crate) async fn priced_cart(
+    ctx: &Context,
+    config: &Config,
+    user_id: Uuid,
+) -> Result<CartView, ApiError> {
     let stored: BTreeMap<String, i64> = ctx
         .cache
         .hash_get_all(&cart_key(user_id))
@@ -360,7 +365,7 @@ async fn require_in_catalog(ctx: &Context, sku: &str) -> Result<Priced, ApiError
 }
 
 /// The catalog's product with exactly this SKU, if it has one.
-async fn lookup(ctx: &Context, sku: &str) -> Result<Option<Priced>, ApiError> {
+pub(crate) async fn lookup(ctx: &Context, sku: &str) -> Result<Option<Priced>, ApiError> {
     let Ok(sku) = Sku::parse(sku) else {
         return Ok(None);
     };

@@ -92,6 +92,20 @@ pub struct AddLine {
     pub quantity: i64,
 }
 
+/// The most lines one merge may bring.
+pub const MAX_MERGED_LINES: usize = 100;
+
+/// A guest's cart, kept in their browser, brought into the account they signed in to: each
+/// line ends holding at least the guest's quantity (the larger of the two), so sending the same
+/// merge again changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCart {
+    /// 1 to 100 lines; SKUs the catalog no longer sells are left out.
+    #[schema(min_items = 1, max_items = 100)]
+    pub lines: Vec<AddLine>,
+}
+
 /// The cart's internal API, as orders calls it.
 #[derive(Clone)]
 pub struct CartClient(ServiceClient);

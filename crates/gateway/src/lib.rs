@@ -35,6 +35,11 @@ pub static SERVICE: ServiceDescription = ServiceDescription {
             "header holding the client address when behind a trusted proxy (e.g. x-forwarded-for); unset uses the peer address",
             "unset",
         ),
+        (
+            storefront::DIR,
+            "folder to serve the storefront's files from, read on every request (for editing them without a build); unset serves the compiled-in files",
+            "unset",
+        ),
     ],
     check_env: Some(|env, _mode| rate_limit::Limits::from_env(env).map(|_| ())),
     build: |ctx| Box::pin(build(ctx)),

@@ -5,6 +5,7 @@ use nubo_platform::Context;
 use nubo_platform::axum::Router;
 use nubo_platform::axum::middleware;
 use nubo_platform::axum::routing::{any, get};
+use tower_http::compression::CompressionLayer;
 
 use crate::authenticate;
 use crate::console;
@@ -51,6 +52,11 @@ pub fn owner(path: &str) -> Option<&'static str> {
 
 pub fn router(ctx: Context, limits: Limits) -> Router {
     let upstreams = Upstreams::new(&ctx);
+    let storefront_folder = ctx
+        .env
+        .get(storefront::DIR)
+        .filter(|dir| !dir.is_empty())
+        .map(Into::into);
     Router::new()
         .route("/api/v1/{*path}", any(proxy::forward).with_state(upstreams))
         // The ops console's admin API is the gateway's own, behind the same limits and checks.
@@ -66,10 +72,13 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
             rate_limit::enforce,
         ))
         // The storefront, like the document below, needs no token and is not rate limited.
-        .merge(storefront::routes())
+        .merge(storefront::routes(storefront_folder))
         .merge(console::pages())
         // Added after the layers above: the document needs no token and is not rate limited.
         .route(openapi::PATH, get(openapi::serve))
+        // gzip or brotli for a client that asks, on every answer worth it (tower-http leaves
+        // out small bodies, images and event streams).
+        .layer(CompressionLayer::new())
 }
 
 #[cfg(test)]

@@ -148,8 +148,10 @@ impl Orders {
             .expect("the step");
         let event = OrderConfirmed {
             order_id: id,
+            number: order.order.number.clone(),
             user_id: order.order.user_id,
             email: order.email.clone(),
+            phone: order.order.contact.phone.clone(),
             lines: order.order.lines.clone(),
             total: order.order.total.clone(),
         };

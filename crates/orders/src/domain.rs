@@ -6,6 +6,7 @@ use nubo_contracts::card::ValidCard;
 use nubo_contracts::cart::CartView;
 use nubo_contracts::orders::{MAX_IDEMPOTENCY_KEY, OrderLine, OrderStatus};
 use nubo_platform::error::FieldError;
+use nubo_platform::uuid::Uuid;
 
 /// Where an order's checkout saga is. The happy path runs top to bottom; any failure before
 /// the money is taken, and any refusal after it, turns to `Compensating`, which undoes what was
@@ -208,6 +209,32 @@ pub fn price(cart: &CartView) -> Result<(Vec<OrderLine>, Money), Unbuyable> {
     Ok((lines, total))
 }
 
+/// Crockford's base 32: digits and letters without I, L, O and U, so a number read aloud or
+/// typed by hand is not misread.
+const NUMBER_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/// A new order number customers can quote: `NB-` and 8 characters holding 40 random bits. It
+/// is unique because the table says so: a clash (rare) draws another.
+pub fn order_number() -> String {
+    let random = Uuid::new_v4();
+    let bits = random
+        .as_bytes()
+        .iter()
+        .take(5)
+        .fold(0u64, |n, b| (n << 8) | u64::from(*b));
+    let code: String = (0..8)
+        .rev()
+        .map(|i| char::from(NUMBER_ALPHABET[((bits >> (i * 5)) & 31) as usize]))
+        .collect();
+    format!("NB-{code}")
+}
+
+/// Whether `raw` has the form of an order number (not whether such an order exists).
+pub fn is_order_number(raw: &str) -> bool {
+    raw.strip_prefix("NB-")
+        .is_some_and(|code| code.len() == 8 && code.bytes().all(|b| NUMBER_ALPHABET.contains(&b)))
+}
+
 /// `EUR 12.50`: money in words for reasons the customer reads.
 pub fn show(money: &Money) -> String {
     format!(
@@ -222,7 +249,6 @@ pub fn show(money: &Money) -> String {
 mod tests {
     use super::*;
     use nubo_contracts::cart::CartLine;
-    use nubo_platform::uuid::Uuid;
 
     fn eur(amount_minor: i64) -> Money {
         Money {
@@ -290,6 +316,20 @@ mod tests {
             price(&cart(vec![line("A", 1000, Some(9_999_999))])),
             Err(Unbuyable::TooExpensive(_))
         ));
+    }
+
+    #[test]
+    fn order_numbers_are_short_and_unambiguous() {
+        let numbers: std::collections::HashSet<String> =
+            (0..1000).map(|_| order_number()).collect();
+        assert_eq!(numbers.len(), 1000);
+        for n in &numbers {
+            assert!(is_order_number(n), "{n}");
+            assert_eq!(n.len(), 11);
+        }
+        assert!(
+            !is_order_number("NB-0000000I") && !is_order_number("NB-123") && !is_order_number("x")
+        );
     }
 
     #[test]

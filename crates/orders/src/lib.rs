@@ -5,12 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod delivery;
 pub mod domain;
 pub mod metrics;
 pub mod placing;
 pub mod routes;
 pub mod saga;
 pub mod store;
+pub mod words;
 
 use nubo_contracts::orders::{OrderCancelled, OrderConfirmed, OrderPlaced};
 use nubo_platform::events::Event;

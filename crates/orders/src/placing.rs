@@ -7,15 +7,17 @@
 
 use nubo_contracts::card::{BadCard, ValidCard};
 use nubo_contracts::cart::CartClient;
-use nubo_contracts::orders::OrderPlaced;
+use nubo_contracts::orders::{Contact, OrderPlaced, Shipping};
 use nubo_contracts::payments::Card;
 use nubo_platform::axum::http::StatusCode;
 use nubo_platform::chrono::TimeDelta;
+use nubo_platform::error::FieldError;
 use nubo_platform::sqlx;
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{ApiError, Problem};
 
-use crate::domain::{self, IdempotencyKey, State, Unbuyable};
+use crate::delivery;
+use crate::domain::{self, IdempotencyKey, MAX_TOTAL_MINOR, State, Unbuyable};
 use crate::saga::Checkouts;
 use crate::store::{self, NewOrder};
 
@@ -27,7 +29,13 @@ pub struct PlaceOrder<'a> {
     /// The `Idempotency-Key` header, if there was one.
     pub idempotency_key: Option<&'a str>,
     pub card: Card,
+    pub contact: Option<Contact>,
+    pub shipping: Option<Shipping>,
 }
+
+/// How many numbers a checkout draws before it gives up: two orders drawing the same one is
+/// rare (40 random bits), three times in a row is a broken random source.
+const NUMBER_DRAWS: usize = 3;
 
 /// The order a checkout answers with.
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +54,8 @@ pub enum PlaceError {
     BadCard(BadCard),
     #[error("the access token carries no email address")]
     NoEmail,
+    #[error("the contact or shipping details are not valid")]
+    BadDetails(Vec<FieldError>),
     #[error("the Idempotency-Key was used for a checkout with another card")]
     KeyReused,
     #[error("the cart cannot be read")]
@@ -78,40 +88,61 @@ pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Pla
         tracing::warn!(error = %e, "cannot read the cart for a checkout");
         PlaceError::CartUnavailable
     })?;
-    let (lines, total) = domain::price(&cart).map_err(|e| {
+    let (lines, items_total) = domain::price(&cart).map_err(|e| {
         checkouts.metrics().checkout("rejected");
         PlaceError::Unbuyable(e)
     })?;
+    let (contact, shipping) =
+        delivery::check(request.contact, request.shipping, &email, &items_total)
+            .map_err(PlaceError::BadDetails)?;
+    let mut total = items_total.clone();
+    total.amount_minor += shipping.price.amount_minor;
+    if total.amount_minor > MAX_TOTAL_MINOR {
+        return Err(PlaceError::Unbuyable(Unbuyable::TooExpensive(total)));
+    }
 
     let id = Uuid::now_v7();
     let now = clock.now();
     let lease = TimeDelta::from_std(checkouts.config().lease).map_err(anyhow::Error::from)?;
-    let new = NewOrder {
-        id,
-        user_id,
-        idempotency_key: key.as_str(),
-        fingerprint: &fingerprint,
-        email: &email,
-        lines: &lines,
-        total: &total,
-        lease_owner: checkouts.owner(),
-        lease_until: now + lease,
-    };
-    let mut tx = ctx.db.begin().await?;
-    if !store::insert(&mut tx, &new, now).await? {
-        // A twin request with the same key placed it a moment ago.
+    let mut draws = 0;
+    let (mut tx, number) = loop {
+        let drawn = domain::order_number();
+        let new = NewOrder {
+            id,
+            user_id,
+            idempotency_key: key.as_str(),
+            fingerprint: &fingerprint,
+            number: &drawn,
+            contact: &contact,
+            shipping: &shipping,
+            lines: &lines,
+            total: &total,
+            lease_owner: checkouts.owner(),
+            lease_until: now + lease,
+        };
+        let mut tx = ctx.db.begin().await?;
+        if store::insert(&mut tx, &new, now).await? {
+            break (tx, drawn);
+        }
         tx.rollback().await?;
-        let known = store::find_by_key(&ctx.db, user_id, key.as_str())
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("order under a known key vanished"))?;
-        return replay(checkouts, known, &fingerprint, request.card).await;
-    }
+        if let Some(known) = store::find_by_key(&ctx.db, user_id, key.as_str()).await? {
+            // A twin request with the same key placed it a moment ago.
+            return replay(checkouts, known, &fingerprint, request.card).await;
+        }
+        // Another order has this number: draw again.
+        draws += 1;
+        if draws == NUMBER_DRAWS {
+            return Err(anyhow::anyhow!("no free order number in {NUMBER_DRAWS} draws").into());
+        }
+    };
     let detail = format!("{} line(s), {}", lines.len(), domain::show(&total));
     store::record_step(&mut tx, id, "place", "done", Some(&detail), now).await?;
     let placed = OrderPlaced {
         order_id: id,
+        number,
         user_id,
-        email,
+        email: contact.email,
+        phone: contact.phone,
         lines,
         total,
     };
@@ -170,6 +201,7 @@ impl From<PlaceError> for ApiError {
                 problem.errors = errors;
                 problem.into()
             }
+            PlaceError::BadDetails(errors) => ApiError::Invalid(errors),
             PlaceError::NoEmail => ApiError::Unauthorized(
                 "this access token carries no email address; sign in again".into(),
             ),

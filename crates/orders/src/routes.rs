@@ -7,7 +7,9 @@
 //! `Location` the client polls; the saga goes on either way. The same `Idempotency-Key` again
 //! answers with the same order (200, or 202 while pending), never a second one.
 
-use nubo_contracts::orders::{CancelOrder, Checkout, Order, OrderPage, OrderStatus, order_path};
+use nubo_contracts::orders::{
+    CancelOrder, Checkout, Order, OrderPage, OrderStatus, ShippingOptions, order_path,
+};
 use nubo_platform::auth::{Admin, Caller};
 use nubo_platform::axum::extract::State;
 use nubo_platform::axum::http::{HeaderMap, StatusCode, header};
@@ -49,6 +51,7 @@ struct ApiDoc;
 fn public_routes() -> OpenApiRouter<Checkouts> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(checkout))
+        .routes(routes!(shipping_options))
         .routes(routes!(my_orders))
         .routes(routes!(one_order))
         .routes(routes!(all_orders))
@@ -105,6 +108,8 @@ async fn checkout(
         email: caller.email,
         idempotency_key: key,
         card: input.card,
+        contact: input.contact,
+        shipping: input.shipping,
     };
     let placed = placing::place(&checkouts, checkout).await?;
     let done = if placed.replayed {
@@ -113,6 +118,20 @@ async fn checkout(
         StatusCode::CREATED
     };
     answer(&checkouts, placed.order_id, done).await
+}
+
+/// How the shop delivers, what it costs, and where to.
+#[utoipa::path(
+    get,
+    path = "/api/v1/checkout/shipping-options",
+    tag = "orders",
+    responses(
+        (status = 200, description = "The shipping options (prices in euros) and the countries the shop delivers to", body = ShippingOptions),
+        problems::Internal,
+    )
+)]
+async fn shipping_options() -> Json<ShippingOptions> {
+    Json(crate::delivery::options("EUR"))
 }
 
 /// The order once its saga has finished (`done`: 201 for a new order, 200 for a replay), or as
@@ -233,7 +252,8 @@ async fn my_orders(
     get,
     path = "/api/v1/orders/{id}",
     tag = "orders",
-    params(("id" = Uuid, Path, description = "The order id")),
+    params(("id" = String, Path, pattern = "^([0-9a-fA-F-]{36}|NB-[0-9A-HJKMNP-TV-Z]{8})$",
+        description = "The order's id, or its number (`NB-7K3M9QX2`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The order with every step its checkout took", body = Order),
@@ -246,10 +266,24 @@ async fn my_orders(
 async fn one_order(
     caller: Caller,
     State(checkouts): State<Checkouts>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    let order = store::get(&checkouts.ctx().db, id)
-        .await?
+    let db = &checkouts.ctx().db;
+    let id = if crate::domain::is_order_number(&id) {
+        store::id_by_number(db, &id).await?
+    } else {
+        Some(Uuid::parse_str(&id).map_err(|_| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "name an order by its id (a UUID) or its number (NB- and 8 characters)",
+            )
+        })?)
+    };
+    let order = match id {
+        Some(id) => store::get(db, id).await?,
+        None => None,
+    };
+    let order = order
         // Another customer's order is as absent as one that does not exist.
         .filter(|o| caller.may_act_for(o.order.user_id))
         .ok_or_else(|| ApiError::NotFound("order not found".into()))?;

@@ -121,6 +121,15 @@ impl Shop {
             .unwrap()
     }
 
+    pub async fn merge(&self, user: Option<&User>, body: Value) -> reqwest::Response {
+        let request = self.http.post(format!("{}/api/v1/cart/merge", self.cart));
+        with(request, user.map(|u| u.0.as_str()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn set(&self, user: &User, sku: &str, body: Value) -> reqwest::Response {
         self.http
             .put(format!("{}/api/v1/cart/lines/{sku}", self.cart))

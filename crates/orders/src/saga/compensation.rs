@@ -150,8 +150,10 @@ impl Checkouts {
             store::record_step(&mut tx, id, "cancel", "done", None, now).await?;
             let event = OrderCancelled {
                 order_id: id,
+                number: order.order.number.clone(),
                 user_id: order.order.user_id,
                 email: order.email.clone(),
+                phone: order.order.contact.phone.clone(),
                 reason,
                 refunded,
                 total: order.order.total.clone(),

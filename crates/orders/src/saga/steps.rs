@@ -84,12 +84,8 @@ impl Checkouts {
                 self.cards().remove(&id);
                 Ok(())
             }
-            PaymentState::Declined => Err(Failure::Refused(format!(
-                "your card was declined: {}",
-                payment
-                    .decline_reason
-                    .as_deref()
-                    .unwrap_or("no reason given")
+            PaymentState::Declined => Err(Failure::Refused(declined(
+                payment.decline_reason.as_deref(),
             ))),
             PaymentState::Pending => Err(Failure::Unavailable(
                 "the card is still being authorized".to_owned(),
@@ -192,6 +188,16 @@ impl Checkouts {
             }
         };
         Ok(())
+    }
+}
+
+/// A decline in the customer's words: what their bank said, if it said more than "declined".
+fn declined(reason: Option<&str>) -> String {
+    match reason {
+        Some("insufficient funds") => {
+            "your card was declined for insufficient funds, and nothing was charged".to_owned()
+        }
+        _ => "your card was declined by your bank, and nothing was charged".to_owned(),
     }
 }
 

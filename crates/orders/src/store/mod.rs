@@ -5,13 +5,15 @@
 //! again and carries on from there.
 
 use nubo_contracts::Money;
-use nubo_contracts::orders::{Order, OrderLine, OrderStep};
+use nubo_contracts::orders::{Address, Contact, Order, OrderLine, OrderShipping, OrderStep};
 use nubo_platform::chrono::{DateTime, Utc};
 use nubo_platform::storage::{Db, Tx};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
 
+use crate::delivery;
 use crate::domain::State;
+use crate::words;
 
 mod running;
 
@@ -23,36 +25,55 @@ pub struct NewOrder<'a> {
     pub user_id: Uuid,
     pub idempotency_key: &'a str,
     pub fingerprint: &'a str,
-    pub email: &'a str,
+    /// The short number customers quote; unique, so a clash places nothing (pick another).
+    pub number: &'a str,
+    pub contact: &'a Contact,
+    pub shipping: &'a OrderShipping,
     pub lines: &'a [OrderLine],
+    /// The lines and the shipping.
     pub total: &'a Money,
     /// The replica that placed it runs its saga first.
     pub lease_owner: Uuid,
     pub lease_until: DateTime<Utc>,
 }
 
-/// Inserts the order, its lines and its first step; false (and nothing written) if the
-/// customer placed an order under this idempotency key before.
+/// Inserts the order and its lines; false (and nothing written) if the customer placed an order
+/// under this idempotency key before, or another order has this number.
 pub async fn insert(
     tx: &mut Tx,
     new: &NewOrder<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let sql = "INSERT INTO orders (id, user_id, idempotency_key, fingerprint, email, state, \
-               total_minor, currency, lease_owner, lease_until, created_at, updated_at) \
-               VALUES ($1, $2, $3, $4, $5, 'placed', $6, $7, $8, $9, $10, $10) \
-               ON CONFLICT (user_id, idempotency_key) DO NOTHING";
+               total_minor, currency, lease_owner, lease_until, created_at, updated_at, number, \
+               phone, shipping_option, shipping_minor, ship_name, ship_line1, ship_line2, \
+               ship_city, ship_postal_code, ship_country) \
+               VALUES ($1, $2, $3, $4, $5, 'placed', $6, $7, $8, $9, $10, $10, $11, $12, $13, \
+               $14, $15, $16, $17, $18, $19, $20) \
+               ON CONFLICT DO NOTHING";
+    let address = new.shipping.address.as_ref();
+    let part = |f: fn(&Address) -> &String| address.map(|a| f(a).clone());
     let inserted = with_tx!(tx, conn => sqlx::query(sql)
         .bind(new.id)
         .bind(new.user_id)
         .bind(new.idempotency_key)
         .bind(new.fingerprint)
-        .bind(new.email)
+        .bind(&new.contact.email)
         .bind(new.total.amount_minor)
         .bind(&new.total.currency)
         .bind(new.lease_owner)
         .bind(new.lease_until)
         .bind(now)
+        .bind(new.number)
+        .bind(&new.contact.phone)
+        .bind(&new.shipping.option)
+        .bind(new.shipping.price.amount_minor)
+        .bind(part(|a| &a.name))
+        .bind(part(|a| &a.line1))
+        .bind(part(|a| &a.line2))
+        .bind(part(|a| &a.city))
+        .bind(part(|a| &a.postal_code))
+        .bind(part(|a| &a.country))
         .execute(conn)
         .await
         .map(|r| r.rows_affected()))?;
@@ -178,11 +199,30 @@ pub async fn step_done(db: &Db, id: Uuid, step: &str) -> Result<bool, sqlx::Erro
     Ok(count > 0)
 }
 
+/// The order with this number, if any.
+pub async fn id_by_number(db: &Db, number: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    let sql = "SELECT id FROM orders WHERE number = $1";
+    with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(sql)
+        .bind(number)
+        .fetch_optional(pool)
+        .await)
+}
+
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     id: Uuid,
+    number: Option<String>,
     user_id: Uuid,
     email: String,
+    phone: Option<String>,
+    shipping_option: String,
+    shipping_minor: i64,
+    ship_name: Option<String>,
+    ship_line1: Option<String>,
+    ship_line2: Option<String>,
+    ship_city: Option<String>,
+    ship_postal_code: Option<String>,
+    ship_country: Option<String>,
     state: String,
     total_minor: i64,
     currency: String,
@@ -220,7 +260,9 @@ pub struct StoredOrder {
     pub attempts: i32,
 }
 
-const ORDER_COLUMNS: &str = "id, user_id, email, state, total_minor, currency, cancel_reason, \
+const ORDER_COLUMNS: &str = "id, number, user_id, email, phone, shipping_option, shipping_minor, \
+                             ship_name, ship_line1, ship_line2, ship_city, ship_postal_code, \
+                             ship_country, state, total_minor, currency, cancel_reason, \
                              refunded, attempts, created_at, updated_at";
 
 pub async fn get(db: &Db, id: Uuid) -> Result<Option<StoredOrder>, sqlx::Error> {
@@ -340,17 +382,56 @@ fn assemble(
     steps: Vec<OrderStep>,
 ) -> Result<StoredOrder, sqlx::Error> {
     let state = parse_state(&row.state)?;
+    let money = |amount_minor| Money {
+        amount_minor,
+        currency: row.currency.clone(),
+    };
+    let address = match (
+        row.ship_name,
+        row.ship_line1,
+        row.ship_city,
+        row.ship_country,
+    ) {
+        (Some(name), Some(line1), Some(city), Some(country)) => Some(Address {
+            name,
+            line1,
+            line2: row.ship_line2.unwrap_or_default(),
+            city,
+            postal_code: row.ship_postal_code.unwrap_or_default(),
+            country,
+        }),
+        _ => None,
+    };
+    let shipping = OrderShipping {
+        name: delivery::name(&row.shipping_option).to_owned(),
+        option: row.shipping_option,
+        price: money(row.shipping_minor),
+        address,
+    };
+    let message = words::message(
+        state,
+        row.attempts,
+        &shipping,
+        row.cancel_reason.as_deref(),
+        row.refunded,
+    );
     Ok(StoredOrder {
         order: Order {
             order_id: row.id,
+            number: row.number.unwrap_or_default(),
             user_id: row.user_id,
             status: state.status(),
+            message,
+            slow: words::slow(state, row.attempts),
             state: state.as_str().to_owned(),
             lines,
-            total: Money {
-                amount_minor: row.total_minor,
-                currency: row.currency,
+            items_total: money(row.total_minor - row.shipping_minor),
+            total: money(row.total_minor),
+            contact: Contact {
+                email: row.email.clone(),
+                phone: row.phone.clone(),
             },
+            shipping,
             cancel_reason: row.cancel_reason,
             refunded: row.refunded,
             created_at: row.created_at,

@@ -5,6 +5,7 @@ mod abandoned;
 mod access;
 mod checkout;
 mod console;
+mod delivery;
 mod failures;
 mod helpers;
 mod input;

@@ -1,0 +1,286 @@
+//! The storefront: a shop in plain HTML, CSS and script over the public API on the same origin,
+//! served by the gateway so `nubo up` has something to open in a browser. Every page has its own
+//! URL (`/products/TEA-001`, `/orders/NB-7K3M9QX2`, ...); each answers the same shell, and the
+//! script draws the view the path names, so deep links, Back and reload work. The files are
+//! compiled in; there is no build step and nothing is fetched from anywhere else.
+//!
+//! Assets are named in the shell with a version (`/assets/shop.js?v=1f3a...`, a hash of every
+//! file): a versioned asset never changes and is cached for a year; the shell itself is
+//! revalidated, so a new binary's first page brings its new files. `NUBO_STOREFRONT_DIR` serves
+//! the files from a folder instead, read on every request, for working on them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, LazyLock};
+
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use nubo_platform::axum::Router;
+use nubo_platform::axum::extract::{Path, RawQuery, State};
+use nubo_platform::axum::response::{IntoResponse, Response};
+use nubo_platform::axum::routing::get;
+use nubo_platform::tracing;
+use sha2::{Digest, Sha256};
+
+/// The folder the storefront's files are read from on every request instead of the compiled-in
+/// copies: for editing them without a build.
+pub const DIR: &str = "NUBO_STOREFRONT_DIR";
+
+/// Only this origin's own files, and calls to its own API: no inline script or style, no
+/// framing, no form posted elsewhere.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+    connect-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
+/// The paths that are pages of the shop; each answers the shell.
+const PAGES: &[&str] = &[
+    "/",
+    "/category/{slug}",
+    "/search",
+    "/products/{sku}",
+    "/cart",
+    "/checkout",
+    "/account",
+    "/orders",
+    "/orders/{number}",
+];
+
+/// Every file under `/assets/`, with its type.
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "shop.css",
+        "text/css; charset=utf-8",
+        include_bytes!("shop.css"),
+    ),
+    ("shop.js", JS, include_bytes!("shop.js")),
+    ("shop-catalog.js", JS, include_bytes!("shop-catalog.js")),
+    ("shop-cart.js", JS, include_bytes!("shop-cart.js")),
+    ("shop-checkout.js", JS, include_bytes!("shop-checkout.js")),
+    ("shop-account.js", JS, include_bytes!("shop-account.js")),
+    (
+        "favicon.svg",
+        "image/svg+xml",
+        include_bytes!("favicon.svg"),
+    ),
+];
+
+const JS: &str = "text/javascript; charset=utf-8";
+const SHELL: &str = include_str!("shop.html");
+/// Where the shell names the assets' version.
+const VERSION_MARK: &str = "__V__";
+
+/// The compiled-in files, or the folder they are read from.
+#[derive(Clone)]
+enum Files {
+    Compiled(Arc<Compiled>),
+    Folder(Arc<PathBuf>),
+}
+
+struct Compiled {
+    version: String,
+    shell: Vec<u8>,
+    shell_etag: HeaderValue,
+}
+
+static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
+    let mut hash = Sha256::new();
+    for (name, _, body) in ASSETS {
+        hash.update(name.as_bytes());
+        hash.update(body);
+    }
+    let version = hex(&hash.finalize()[..8]);
+    let shell = SHELL.replace(VERSION_MARK, &version).into_bytes();
+    let shell_etag = etag(&shell);
+    Arc::new(Compiled {
+        version,
+        shell,
+        shell_etag,
+    })
+});
+
+/// The pages, the assets and the favicon, none behind a token or a rate limit.
+pub fn routes(folder: Option<PathBuf>) -> Router {
+    let files = match folder {
+        Some(dir) => Files::Folder(Arc::new(dir)),
+        None => Files::Compiled(COMPILED.clone()),
+    };
+    let mut router = Router::new();
+    for page in PAGES {
+        router = router.route(page, get(shell));
+    }
+    router
+        .route("/assets/{name}", get(asset_file))
+        .route("/favicon.ico", get(favicon))
+        .with_state(files)
+}
+
+async fn shell(State(files): State<Files>, request: HeaderMap) -> Response {
+    match files {
+        Files::Compiled(c) => cached(
+            &request,
+            &c.shell_etag,
+            "no-cache",
+            "text/html; charset=utf-8",
+            c.shell.clone(),
+        ),
+        Files::Folder(dir) => match std::fs::read_to_string(dir.join("shop.html")) {
+            Ok(text) => fresh(
+                "text/html; charset=utf-8",
+                text.replace(VERSION_MARK, "dev").into_bytes(),
+            ),
+            Err(e) => unreadable(&dir, "shop.html", &e),
+        },
+    }
+}
+
+async fn asset_file(
+    State(files): State<Files>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    request: HeaderMap,
+) -> Response {
+    let Some((name, content_type, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    match files {
+        Files::Compiled(c) => {
+            // Only the current version's URL is forever; any other revalidates.
+            let current = query.is_some_and(|q| q == format!("v={}", c.version));
+            let policy = if current {
+                "public, max-age=31536000, immutable"
+            } else {
+                "no-cache"
+            };
+            let tag = etag(body);
+            cached(&request, &tag, policy, content_type, body.to_vec())
+        }
+        Files::Folder(dir) => match std::fs::read(dir.join(name)) {
+            Ok(bytes) => fresh(content_type, bytes),
+            Err(e) => unreadable(&dir, name, &e),
+        },
+    }
+}
+
+async fn favicon(State(files): State<Files>, request: HeaderMap) -> Response {
+    asset_file(
+        State(files),
+        Path("favicon.svg".to_owned()),
+        RawQuery(None),
+        request,
+    )
+    .await
+}
+
+/// A strong validator: the first 16 bytes of the body's SHA-256.
+fn etag(body: &[u8]) -> HeaderValue {
+    let digest = Sha256::digest(body);
+    HeaderValue::try_from(format!("\"{}\"", hex(&digest[..16]))).expect("hex is a valid header")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether `If-None-Match` names `tag` (or `*`), compared weakly as RFC 9110 asks for GET.
+fn matches(request: &HeaderMap, tag: &HeaderValue) -> bool {
+    let Some(wanted) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let ours = tag.to_str().unwrap_or_default();
+    wanted.split(',').map(str::trim).any(|candidate| {
+        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == ours
+    })
+}
+
+fn cached(
+    request: &HeaderMap,
+    tag: &HeaderValue,
+    policy: &'static str,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response {
+    let mut response = if matches(request, tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        with_headers(content_type, body)
+    };
+    let headers = response.headers_mut();
+    headers.insert(header::ETAG, tag.clone());
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+    response
+}
+
+/// A file read from the folder: never cached.
+fn fresh(content_type: &'static str, body: Vec<u8>) -> Response {
+    let mut response = with_headers(content_type, body);
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn unreadable(dir: &std::path::Path, name: &str, e: &std::io::Error) -> Response {
+    tracing::warn!(dir = %dir.display(), name, error = %e, "cannot read a storefront file");
+    StatusCode::NOT_FOUND.into_response()
+}
+
+fn with_headers(content_type: &'static str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+            ),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
+            (
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// A compiled-in page or script of the gateway's own (the console's), revalidated on each use:
+/// a new binary serves new files.
+pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = with_headers(content_type, body.as_bytes().to_vec());
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn if_none_match_is_compared_weakly_and_in_lists() {
+        let tag = HeaderValue::from_static("\"abc\"");
+        let ask = |v: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(v));
+            matches(&h, &tag)
+        };
+        assert!(ask("\"abc\""));
+        assert!(ask("W/\"abc\""));
+        assert!(ask("\"x\", \"abc\""));
+        assert!(ask("*"));
+        assert!(!ask("\"abd\""));
+        assert!(!matches(&HeaderMap::new(), &tag));
+    }
+
+    #[test]
+    fn the_shell_names_this_builds_assets() {
+        let c = &*COMPILED;
+        assert_eq!(c.version.len(), 16);
+        let shell = String::from_utf8(c.shell.clone()).unwrap();
+        assert!(!shell.contains(VERSION_MARK));
+    }
+}
