@@ -1,6 +1,10 @@
 //! Notifications' own settings, read from its `NUBO_NOTIFICATIONS_*` variables. A value that does
 //! not parse, or an SMTP server missing in distributed mode, stops the service before any port
 //! opens, with a message naming the variable.
+//!
+//! Text messages go through the SMS provider `NUBO_NOTIFICATIONS_SMS_PROVIDER` names; nubo ships
+//! `simulated` (the default), a provider in the process that keeps what it receives for admins
+//! to read back.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,10 +18,30 @@ pub const SMTP_URL: &str = "NUBO_NOTIFICATIONS_SMTP_URL";
 pub const FROM: &str = "NUBO_NOTIFICATIONS_FROM";
 pub const SEND_ATTEMPTS: &str = "NUBO_NOTIFICATIONS_SEND_ATTEMPTS";
 pub const SEND_CONCURRENCY: &str = "NUBO_NOTIFICATIONS_SEND_CONCURRENCY";
+pub const SMS_PROVIDER: &str = "NUBO_NOTIFICATIONS_SMS_PROVIDER";
 
 pub const DEFAULT_FROM: &str = "nubo <shop@nubo.example>";
 pub const DEFAULT_SEND_ATTEMPTS: u32 = 8;
 pub const DEFAULT_SEND_CONCURRENCY: u32 = 16;
+pub const DEFAULT_SMS_PROVIDER: &str = "simulated";
+
+/// The SMS provider text messages go through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmsProvider {
+    /// The provider in the process ([`crate::sms::simulated`]): it texts nobody, and keeps what
+    /// it receives.
+    Simulated,
+}
+
+impl std::str::FromStr for SmsProvider {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "simulated" => Ok(Self::Simulated),
+            _ => Err("the SMS providers nubo knows are: simulated"),
+        }
+    }
+}
 
 /// How long one SMTP conversation may take. The claim lease of the mail outbox is longer, so a
 /// message is never taken over while its first sender may still be talking to the server.
@@ -75,10 +99,12 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     /// Who the emails come from.
     pub from: Mailbox,
-    /// Tries of one email before it is marked `failed`.
+    /// Tries of one email or text message before it is marked `failed`.
     pub send_attempts: u32,
     /// Emails sent at once by one replica, each on its own SMTP session.
     pub send_concurrency: u32,
+    /// Where text messages go.
+    pub sms_provider: SmsProvider,
 }
 
 impl Config {
@@ -111,12 +137,14 @@ impl Config {
             .unwrap_or_else(|| DEFAULT_FROM.parse().expect("the default From parses"));
         let send_attempts = env.in_range(SEND_ATTEMPTS, DEFAULT_SEND_ATTEMPTS, 1..=50);
         let send_concurrency = env.in_range(SEND_CONCURRENCY, DEFAULT_SEND_CONCURRENCY, 1..=64);
+        let sms_provider = env.get(SMS_PROVIDER, SmsProvider::Simulated);
         env.finish()?;
         Ok(Self {
             smtp,
             from,
             send_attempts,
             send_concurrency,
+            sms_provider,
         })
     }
 }
@@ -132,6 +160,11 @@ mod tests {
         assert!(config.smtp.is_none());
         assert_eq!(config.from.to_string(), DEFAULT_FROM);
         assert_eq!(config.send_attempts, DEFAULT_SEND_ATTEMPTS);
+        assert_eq!(config.sms_provider, SmsProvider::Simulated);
+        assert_eq!(DEFAULT_SMS_PROVIDER.parse(), Ok(SmsProvider::Simulated));
+        let named = vars(&[(SMS_PROVIDER, "simulated")]);
+        let config = Config::from_env(&named, Mode::Embedded).unwrap();
+        assert_eq!(config.sms_provider, SmsProvider::Simulated);
     }
 
     #[test]
@@ -175,6 +208,8 @@ mod tests {
             (SEND_ATTEMPTS, "many"),
             (SEND_CONCURRENCY, "0"),
             (SEND_CONCURRENCY, "65"),
+            (SMS_PROVIDER, "twilio"),
+            (SMS_PROVIDER, "Simulated"),
         ] {
             let error = Config::from_env(&vars(&[bad]), Mode::Embedded)
                 .unwrap_err()

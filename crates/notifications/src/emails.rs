@@ -1,42 +1,42 @@
 //! The emails themselves: one plain-text email per event that concerns a customer, rendered from
 //! the event alone (and, for a refund, what the order events said about the order). Rendering
-//! is pure, so the same event always makes the same email.
+//! is pure, so the same event always makes the same email. An order is named by the number the
+//! customer quotes (`NB-7K3M9QX2`), or by its id for events of orders that have none.
 
 use nubo_contracts::Money;
 use nubo_contracts::orders::{OrderCancelled, OrderConfirmed, OrderLine};
 use nubo_contracts::payments::PaymentRefunded;
 use nubo_platform::uuid::Uuid;
 
-use crate::domain::Kind;
-
-/// An email ready to be stored and sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Email {
-    pub kind: Kind,
-    pub order_id: Uuid,
-    pub user_id: Uuid,
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-}
+use crate::domain::{Channel, Kind, Message};
 
 /// What the order events told notifications about an order: who to write to about it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KnownOrder {
     pub order_id: Uuid,
+    /// Empty if the order's events had none.
+    pub number: String,
     pub user_id: Uuid,
     pub email: String,
     pub total: Money,
 }
 
+/// How a customer knows the order: its number, or its id if it has none.
+pub fn order_name(number: &str, order_id: Uuid) -> String {
+    match number.trim() {
+        "" => order_id.to_string(),
+        number => number.to_owned(),
+    }
+}
+
 const SIGNATURE: &str = "Your nubo shop";
 
-pub fn order_confirmed(event: &OrderConfirmed) -> Email {
+pub fn order_confirmed(event: &OrderConfirmed) -> Message {
+    let order = order_name(&event.number, event.order_id);
     let mut body = format!(
         "Hello,\n\n\
          thank you for your order. It is confirmed and we are getting it ready.\n\n\
-         Order: {}\n\n",
-        event.order_id
+         Order: {order}\n\n"
     );
     for line in &event.lines {
         body.push_str(&order_line(line));
@@ -46,17 +46,19 @@ pub fn order_confirmed(event: &OrderConfirmed) -> Email {
         "\nTotal: {}\n\n{SIGNATURE}\n",
         format_money(&event.total)
     ));
-    Email {
+    Message {
+        channel: Channel::Email,
         kind: Kind::OrderConfirmed,
         order_id: event.order_id,
         user_id: event.user_id,
         to: event.email.clone(),
-        subject: format!("Your order {} is confirmed", event.order_id),
+        subject: format!("Your order {order} is confirmed"),
         body,
     }
 }
 
-pub fn order_cancelled(event: &OrderCancelled) -> Email {
+pub fn order_cancelled(event: &OrderCancelled) -> Message {
+    let order = order_name(&event.number, event.order_id);
     let money = if event.refunded {
         format!(
             "The {} you paid goes back to your card; we will write again once it is refunded.",
@@ -65,39 +67,40 @@ pub fn order_cancelled(event: &OrderCancelled) -> Email {
     } else {
         "Nothing was charged to your card for it.".to_owned()
     };
-    Email {
+    Message {
+        channel: Channel::Email,
         kind: Kind::OrderCancelled,
         order_id: event.order_id,
         user_id: event.user_id,
         to: event.email.clone(),
-        subject: format!("Your order {} was cancelled", event.order_id),
+        subject: format!("Your order {order} was cancelled"),
         body: format!(
             "Hello,\n\n\
-             we are sorry: your order {} was cancelled.\n\n\
+             we are sorry: your order {order} was cancelled.\n\n\
              Why: {}\n\n\
              {money}\n\n\
              {SIGNATURE}\n",
-            event.order_id,
             event.reason.trim()
         ),
     }
 }
 
 /// `order` is what the order events said about `event.payment_id`, which is the order id.
-pub fn payment_refunded(event: &PaymentRefunded, order: &KnownOrder) -> Email {
-    Email {
+pub fn payment_refunded(event: &PaymentRefunded, order: &KnownOrder) -> Message {
+    let name = order_name(&order.number, order.order_id);
+    Message {
+        channel: Channel::Email,
         kind: Kind::PaymentRefunded,
         order_id: order.order_id,
         user_id: order.user_id,
         to: order.email.clone(),
-        subject: format!("Your refund for order {}", order.order_id),
+        subject: format!("Your refund for order {name}"),
         body: format!(
             "Hello,\n\n\
-             we refunded {} to your card for order {}.\n\
+             we refunded {} to your card for order {name}.\n\
              Depending on your bank, it can take a few days to show on your statement.\n\n\
              {SIGNATURE}\n",
             format_money(&event.amount),
-            order.order_id
         ),
     }
 }
@@ -173,13 +176,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_confirmed_order_lists_its_lines_and_total() {
-        let order_id = Uuid::now_v7();
-        let email = order_confirmed(&OrderConfirmed {
-            order_id,
+    fn confirmed(number: &str) -> OrderConfirmed {
+        OrderConfirmed {
+            order_id: Uuid::now_v7(),
+            number: number.into(),
             user_id: Uuid::now_v7(),
             email: "alice@shop.test".into(),
+            phone: None,
             lines: vec![OrderLine {
                 sku: "TEA-GREEN".into(),
                 name: "Green tea".into(),
@@ -188,14 +191,31 @@ mod tests {
                 line_total: money(900, "EUR"),
             }],
             total: money(900, "EUR"),
-        });
-        assert_eq!(email.subject, format!("Your order {order_id} is confirmed"));
-        assert!(email.body.contains(&format!("Order: {order_id}")));
+        }
+    }
+
+    #[test]
+    fn a_confirmed_order_lists_its_lines_and_total() {
+        let email = order_confirmed(&confirmed("NB-7K3M9QX2"));
+        assert_eq!(email.channel, Channel::Email);
+        assert_eq!(email.subject, "Your order NB-7K3M9QX2 is confirmed");
+        assert!(email.body.contains("Order: NB-7K3M9QX2\n"));
         assert!(
             email
                 .body
                 .contains("  2 x Green tea (TEA-GREEN) at EUR 4.50 = EUR 9.00\n")
         );
         assert!(email.body.contains("Total: EUR 9.00\n"));
+    }
+
+    #[test]
+    fn an_order_without_a_number_is_named_by_its_id() {
+        let event = confirmed("  ");
+        let email = order_confirmed(&event);
+        assert_eq!(
+            email.subject,
+            format!("Your order {} is confirmed", event.order_id)
+        );
+        assert!(email.body.contains(&format!("Order: {}\n", event.order_id)));
     }
 }

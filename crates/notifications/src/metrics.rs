@@ -1,10 +1,12 @@
 //! What notifications counts, each outcome recorded by one call that logs it and bumps its
-//! counter, so the logs and the metrics cannot disagree: emails written, by kind, and SMTP
-//! attempts, by outcome. A rise of `retry` is a mail server in trouble; any `failed` is a
-//! customer who got no email.
+//! counter, so the logs and the metrics cannot disagree: messages written, by kind, and delivery
+//! attempts, by outcome, for emails and text messages apart. A rise of `retry` is a mail server
+//! or SMS provider in trouble; any `failed` is a customer who did not hear from the shop.
 //!
-//! Exposed as `nubo_notifications_messages_total{kind}` and
-//! `nubo_notifications_sent_total{outcome}` (`sent`, `retry`, `failed`).
+//! Emails: `nubo_notifications_messages_total{kind}` and `nubo_notifications_sent_total{outcome}`
+//! (`sent`, `retry`, `failed`). Text messages: `nubo_notifications_sms_messages_total{kind}` and
+//! `nubo_notifications_sms_sent_total{outcome}`. Apart, so the email series (and the alerts on
+//! them) mean what they always meant.
 
 use nubo_platform::metrics::Metrics;
 use nubo_platform::uuid::Uuid;
@@ -12,7 +14,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-use crate::domain::Kind;
+use crate::domain::{Channel, Kind};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
@@ -24,40 +26,40 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
-/// How one SMTP attempt ended.
+/// How one delivery attempt ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Delivery {
     Sent,
     /// Failed; it is tried again later.
     Retry,
-    /// Failed for the last allowed time, or can never succeed (a bad address).
+    /// Failed for the last allowed time, or can never succeed (a bad address or number).
     Failed,
 }
 
-/// Notifications' own counters, registered with the service's metrics. Cheap to clone.
+/// One channel's counters.
 #[derive(Clone)]
-pub struct NotificationMetrics {
+struct Counters {
     messages: Family<KindLabels, Counter>,
     sent: Family<OutcomeLabels, Counter>,
 }
 
-impl NotificationMetrics {
-    pub fn register(metrics: &Metrics) -> Self {
+impl Counters {
+    fn register(metrics: &Metrics, prefix: &str, what: &str, kinds: &[Kind]) -> Self {
         let messages = Family::<KindLabels, Counter>::default();
         metrics.register(
-            "notifications_messages",
-            "Emails written, by kind (one per event)",
+            &format!("{prefix}_messages"),
+            &format!("{what} written, by kind (one per event)"),
             messages.clone(),
         );
         let sent = Family::<OutcomeLabels, Counter>::default();
         metrics.register(
-            "notifications_sent",
-            "SMTP delivery attempts, by outcome",
+            &format!("{prefix}_sent"),
+            &format!("{what}: delivery attempts, by outcome"),
             sent.clone(),
         );
         // Every series exists from the start, so a rate over them is defined before the first
-        // email and alerts on `failed` need no `absent()`.
-        for kind in Kind::ALL {
+        // message and alerts on `failed` need no `absent()`.
+        for kind in kinds {
             let _ = messages.get_or_create(&KindLabels {
                 kind: kind.as_str(),
             });
@@ -67,36 +69,93 @@ impl NotificationMetrics {
         }
         Self { messages, sent }
     }
+}
 
-    /// An email was written for an event. Called just before the handler's transaction commits;
+/// Notifications' own counters, registered with the service's metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct NotificationMetrics {
+    email: Counters,
+    sms: Counters,
+}
+
+impl NotificationMetrics {
+    pub fn register(metrics: &Metrics) -> Self {
+        Self {
+            email: Counters::register(metrics, "notifications", "Emails", &Kind::ALL),
+            sms: Counters::register(
+                metrics,
+                "notifications_sms",
+                "Text messages",
+                &[Kind::OrderConfirmed, Kind::OrderCancelled],
+            ),
+        }
+    }
+
+    fn of(&self, channel: Channel) -> &Counters {
+        match channel {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+        }
+    }
+
+    /// A message was written for an event. Called just before the handler's transaction commits;
     /// a commit that then fails is retried and counted again, which errs on the side of one more.
-    pub fn written(&self, kind: Kind, message: Uuid, event: Uuid) {
-        tracing::info!(email_id = %message, %event, kind = kind.as_str(), "email written");
-        self.messages
+    pub fn written(&self, channel: Channel, kind: Kind, message: Uuid, event: Uuid) {
+        let channel_name = channel.as_str();
+        tracing::info!(
+            message_id = %message,
+            %event,
+            channel = channel_name,
+            kind = kind.as_str(),
+            "message written"
+        );
+        self.of(channel)
+            .messages
             .get_or_create(&KindLabels {
                 kind: kind.as_str(),
             })
             .inc();
     }
 
-    /// An SMTP attempt of `message` ended. Recipients are not logged: they are personal data,
+    /// A delivery attempt of `message` ended. Recipients are not logged: they are personal data,
     /// and the message id leads to them for whoever may see them.
-    pub fn delivery(&self, outcome: Delivery, message: Uuid, attempt: i32, error: Option<&str>) {
+    pub fn delivery(
+        &self,
+        channel: Channel,
+        outcome: Delivery,
+        message: Uuid,
+        attempt: i32,
+        error: Option<&str>,
+    ) {
+        let channel_name = channel.as_str();
         let label = match outcome {
             Delivery::Sent => {
-                tracing::info!(email_id = %message, attempt, "email sent");
+                tracing::info!(message_id = %message, channel = channel_name, attempt, "message sent");
                 "sent"
             }
             Delivery::Retry => {
-                tracing::warn!(email_id = %message, attempt, error, "email not sent; will retry");
+                tracing::warn!(
+                    message_id = %message,
+                    channel = channel_name,
+                    attempt,
+                    error,
+                    "message not sent; will retry"
+                );
                 "retry"
             }
             Delivery::Failed => {
-                tracing::error!(email_id = %message, attempt, error, "email not sent; giving up");
+                tracing::error!(
+                    message_id = %message,
+                    channel = channel_name,
+                    attempt,
+                    error,
+                    "message not sent; giving up"
+                );
                 "failed"
             }
         };
-        self.sent
+        self.of(channel)
+            .sent
             .get_or_create(&OutcomeLabels { outcome: label })
             .inc();
     }

@@ -1,8 +1,8 @@
 //! Notifications' SQL, written once for SQLite and PostgreSQL: the orders it knows of, the
-//! messages it wrote, and the claims of the mail outbox.
+//! messages it wrote (emails and text messages), and the claims of the outboxes.
 //!
-//! A message row is inserted under its event id (unique), so one event can never make two. The
-//! mail outbox works on `pending` rows with conditional UPDATEs only: a claim moves the row's
+//! A message row is inserted under its event id and channel (unique together), so one event can
+//! never make two emails or two texts. Each channel's outbox works on its own `pending` rows with conditional UPDATEs only: a claim moves the row's
 //! `next_attempt_at` one lease ahead and counts the attempt, and it succeeds only if the row was
 //! still due, so of two replicas that saw the same due row exactly one claims it (PostgreSQL
 //! re-checks the WHERE clause after waiting for the other's row lock; SQLite has one writer).
@@ -18,19 +18,21 @@ use nubo_platform::storage::{Db, Tx};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
 
-use crate::domain::{Kind, Notification, Status};
-use crate::emails::{Email, KnownOrder};
+use crate::domain::{Channel, Kind, Message, Notification, Status};
+use crate::emails::KnownOrder;
 
 /// Remembers who to write to about an order; the first event that names the order wins (every
-/// order event carries the same customer, email and total).
+/// order event carries the same customer, email and total), but a number fills in for none.
 pub async fn remember_order(
     tx: &mut Tx,
     order: &KnownOrder,
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     let sql = "INSERT INTO notification_orders \
-               (order_id, user_id, email, total_minor, currency, learned_at) \
-               VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (order_id) DO NOTHING";
+               (order_id, user_id, email, total_minor, currency, learned_at, number) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7) \
+               ON CONFLICT (order_id) DO UPDATE SET number = excluded.number \
+               WHERE notification_orders.number = '' AND excluded.number <> ''";
     with_tx!(tx, conn => sqlx::query(sql)
         .bind(order.order_id)
         .bind(order.user_id)
@@ -38,6 +40,7 @@ pub async fn remember_order(
         .bind(order.total.amount_minor)
         .bind(&order.total.currency)
         .bind(now)
+        .bind(&order.number)
         .execute(conn)
         .await
         .map(|_| ()))
@@ -46,6 +49,7 @@ pub async fn remember_order(
 #[derive(sqlx::FromRow)]
 struct OrderRow {
     order_id: Uuid,
+    number: String,
     user_id: Uuid,
     email: String,
     total_minor: i64,
@@ -53,7 +57,7 @@ struct OrderRow {
 }
 
 pub async fn known_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<KnownOrder>, sqlx::Error> {
-    let sql = "SELECT order_id, user_id, email, total_minor, currency \
+    let sql = "SELECT order_id, number, user_id, email, total_minor, currency \
                FROM notification_orders WHERE order_id = $1";
     let row = with_tx!(tx, conn => sqlx::query_as::<_, OrderRow>(sql)
         .bind(order_id)
@@ -61,6 +65,7 @@ pub async fn known_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<KnownOrde
         .await)?;
     Ok(row.map(|row| KnownOrder {
         order_id: row.order_id,
+        number: row.number,
         user_id: row.user_id,
         email: row.email,
         total: Money {
@@ -70,32 +75,33 @@ pub async fn known_order(tx: &mut Tx, order_id: Uuid) -> Result<Option<KnownOrde
     }))
 }
 
-/// Stores the email written for `event_id` with its first status: `pending` if it is to be sent,
-/// due at once, or `recorded` if there is no SMTP server. False if that event had its email
-/// already (left untouched).
+/// Stores the message written for `event_id` with its first status: `pending` if it is to be
+/// sent, due at once, or `recorded` if there is nothing to send it with (an email without an SMTP
+/// server). False if that event had its message on that channel already (left untouched).
 pub async fn record_message(
     tx: &mut Tx,
     id: Uuid,
     event_id: Uuid,
-    email: &Email,
+    message: &Message,
     status: Status,
     now: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     let next_attempt_at = (status == Status::Pending).then_some(now);
     let sql = "INSERT INTO notifications \
-               (id, event_id, kind, order_id, user_id, recipient, subject, body, status, attempts, \
-                next_attempt_at, created_at) \
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 0, $10, $11) \
-               ON CONFLICT (event_id) DO NOTHING";
+               (id, event_id, channel, kind, order_id, user_id, recipient, subject, body, status, \
+                attempts, next_attempt_at, created_at) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12) \
+               ON CONFLICT (event_id, channel) DO NOTHING";
     let inserted = with_tx!(tx, conn => sqlx::query(sql)
         .bind(id)
         .bind(event_id)
-        .bind(email.kind.as_str())
-        .bind(email.order_id)
-        .bind(email.user_id)
-        .bind(&email.to)
-        .bind(&email.subject)
-        .bind(&email.body)
+        .bind(message.channel.as_str())
+        .bind(message.kind.as_str())
+        .bind(message.order_id)
+        .bind(message.user_id)
+        .bind(&message.to)
+        .bind(&message.subject)
+        .bind(&message.body)
         .bind(status.as_str())
         .bind(next_attempt_at)
         .bind(now)
@@ -109,6 +115,7 @@ pub async fn record_message(
 struct MessageRow {
     id: Uuid,
     event_id: Uuid,
+    channel: String,
     kind: String,
     order_id: Uuid,
     user_id: Uuid,
@@ -120,10 +127,12 @@ struct MessageRow {
     last_error: Option<String>,
     created_at: DateTime<Utc>,
     sent_at: Option<DateTime<Utc>>,
+    provider_id: Option<String>,
 }
 
-const MESSAGE_COLUMNS: &str = "id, event_id, kind, order_id, user_id, recipient, subject, body, \
-                               status, attempts, last_error, created_at, sent_at";
+const MESSAGE_COLUMNS: &str = "id, event_id, channel, kind, order_id, user_id, recipient, \
+                               subject, body, status, attempts, last_error, created_at, sent_at, \
+                               provider_id";
 
 impl TryFrom<MessageRow> for Notification {
     type Error = sqlx::Error;
@@ -133,6 +142,7 @@ impl TryFrom<MessageRow> for Notification {
         Ok(Notification {
             id: row.id,
             event_id: row.event_id,
+            channel: row.channel.parse::<Channel>().map_err(decode)?,
             kind: row.kind.parse::<Kind>().map_err(decode)?,
             order_id: row.order_id,
             user_id: row.user_id,
@@ -144,6 +154,7 @@ impl TryFrom<MessageRow> for Notification {
             last_error: row.last_error,
             created_at: row.created_at,
             sent_at: row.sent_at,
+            provider_id: row.provider_id,
         })
     }
 }
@@ -162,6 +173,7 @@ pub async fn get(db: &Db, id: Uuid) -> Result<Option<Notification>, sqlx::Error>
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
     pub order_id: Option<Uuid>,
+    pub channel: Option<Channel>,
     pub status: Option<Status>,
     pub kind: Option<Kind>,
     pub before: Option<Uuid>,
@@ -178,6 +190,9 @@ pub async fn list(db: &Db, filter: &Filter, limit: u32) -> Result<Vec<Notificati
     };
     if filter.order_id.is_some() {
         conditions.push(format!("order_id = ${}", next()));
+    }
+    if filter.channel.is_some() {
+        conditions.push(format!("channel = ${}", next()));
     }
     if filter.status.is_some() {
         conditions.push(format!("status = ${}", next()));
@@ -203,6 +218,9 @@ pub async fn list(db: &Db, filter: &Filter, limit: u32) -> Result<Vec<Notificati
         if let Some(order_id) = filter.order_id {
             query = query.bind(order_id);
         }
+        if let Some(channel) = filter.channel {
+            query = query.bind(channel.as_str());
+        }
         if let Some(status) = filter.status {
             query = query.bind(status.as_str());
         }
@@ -217,14 +235,20 @@ pub async fn list(db: &Db, filter: &Filter, limit: u32) -> Result<Vec<Notificati
     rows.into_iter().map(Notification::try_from).collect()
 }
 
-/// Pending messages whose next attempt is due, oldest first.
-pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+/// Pending messages of `channel` whose next attempt is due, oldest first.
+pub async fn due(
+    db: &Db,
+    channel: Channel,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Uuid>, sqlx::Error> {
     let sql = "SELECT id FROM notifications \
-               WHERE status = 'pending' AND next_attempt_at <= $1 \
+               WHERE channel = $3 AND status = 'pending' AND next_attempt_at <= $1 \
                ORDER BY next_attempt_at LIMIT $2";
     with_db!(db, pool => sqlx::query_scalar::<_, Uuid>(sql)
         .bind(now)
         .bind(limit)
+        .bind(channel.as_str())
         .fetch_all(pool)
         .await)
 }
@@ -259,20 +283,22 @@ pub async fn claim(
         .await)
 }
 
-/// The server took the message. False if the claim was lost (the lease ran out and the row was
-/// claimed again, which then decides).
+/// The far side took the message, and gave it `provider_id` if it says. False if the claim was
+/// lost (the lease ran out and the row was claimed again, which then decides).
 pub async fn mark_sent(
     db: &Db,
     claimed: &Claimed,
     now: DateTime<Utc>,
+    provider_id: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
     let sql = "UPDATE notifications SET status = 'sent', sent_at = $3, next_attempt_at = NULL, \
-               last_error = NULL \
+               last_error = NULL, provider_id = $4 \
                WHERE id = $1 AND status = 'pending' AND attempts = $2";
     let done = with_db!(db, pool => sqlx::query(sql)
         .bind(claimed.id)
         .bind(claimed.attempts)
         .bind(now)
+        .bind(provider_id)
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;

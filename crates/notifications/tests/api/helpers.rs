@@ -117,7 +117,9 @@ impl Shop {
 
     /// Every email about `order_id`, newest first.
     pub async fn emails_about(&self, order_id: Uuid) -> Vec<Value> {
-        let page = self.list(&format!("?order_id={order_id}")).await;
+        let page = self
+            .list(&format!("?order_id={order_id}&channel=email"))
+            .await;
         page["items"].as_array().unwrap().clone()
     }
 
@@ -172,6 +174,72 @@ impl Shop {
         found.into_inner().unwrap()
     }
 
+    /// `GET /api/v1/admin/notifications/sms-gateway{query}` as `token`.
+    pub async fn sms_gateway_as(&self, token: Option<&str>, query: &str) -> reqwest::Response {
+        let request = self.http.get(format!(
+            "{}/api/v1/admin/notifications/sms-gateway{query}",
+            self.notifications
+        ));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+        .send()
+        .await
+        .unwrap()
+    }
+
+    /// What the simulated SMS gateway received for `phone`, newest first.
+    pub async fn texts_received(&self, phone: &str) -> Vec<Value> {
+        let query = format!("?to={}", phone.replace('+', "%2B"));
+        let response = self.sms_gateway_as(Some(&self.admin_token), &query).await;
+        assert_eq!(response.status(), 200, "sms-gateway {query}");
+        let page: Value = response.json().await.unwrap();
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// The messages about `order_id` on `channel` (`email`, `sms`), newest first.
+    pub async fn messages_about(&self, order_id: Uuid, channel: &str) -> Vec<Value> {
+        let page = self
+            .list(&format!("?order_id={order_id}&channel={channel}"))
+            .await;
+        page["items"].as_array().unwrap().clone()
+    }
+
+    /// Waits for the text message written for `event_id` and returns it.
+    pub async fn text_for(&self, order_id: Uuid, event_id: Uuid) -> Value {
+        let found = Mutex::new(Value::Null);
+        let slot = &found;
+        eventually(
+            &format!("the text for event {event_id} is written"),
+            move || async move {
+                let texts = self.messages_about(order_id, "sms").await;
+                let text = texts
+                    .into_iter()
+                    .find(|e| e["event_id"] == event_id.to_string());
+                let done = text.is_some();
+                *slot.lock().unwrap() = text.unwrap_or_default();
+                done
+            },
+        )
+        .await;
+        found.into_inner().unwrap()
+    }
+
+    /// Sets notifications' own switches (`sms_failure_rate`, `sms_lost_answer_rate`), as an
+    /// operator does from the console; the ones left out are off.
+    pub async fn set_knobs(&self, knobs: Value) {
+        let response = self
+            .http
+            .put(format!("{}/api/v1/admin/ops/faults", self.notifications))
+            .bearer_auth(&self.admin_token)
+            .json(&serde_json::json!({ "knobs": knobs }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    }
+
     pub async fn metric(&self, metric: &str, labels: &[&str]) -> f64 {
         self.system
             .metric("notifications", metric, labels)
@@ -214,24 +282,42 @@ pub fn lines() -> Vec<OrderLine> {
 /// One customer's order, as its events tell it.
 pub struct Order {
     pub order_id: Uuid,
+    /// The number the customer quotes, `NB-` and eight letters and digits.
+    pub number: String,
     pub user_id: Uuid,
     pub email: String,
+    /// The mobile number given at checkout, if any.
+    pub phone: Option<String>,
 }
 
 impl Order {
+    /// An order of a customer who gave no mobile number.
     pub fn new(email: &str) -> Self {
+        let random = Uuid::new_v4().simple().to_string().to_uppercase();
         Self {
             order_id: Uuid::now_v7(),
+            number: format!("NB-{}", &random[..8]),
             user_id: Uuid::now_v7(),
             email: email.to_owned(),
+            phone: None,
+        }
+    }
+
+    /// An order of a customer who gave `phone` for text messages.
+    pub fn with_phone(email: &str, phone: &str) -> Self {
+        Self {
+            phone: Some(phone.to_owned()),
+            ..Self::new(email)
         }
     }
 
     pub fn placed(&self) -> OrderPlaced {
         OrderPlaced {
             order_id: self.order_id,
+            number: self.number.clone(),
             user_id: self.user_id,
             email: self.email.clone(),
+            phone: self.phone.clone(),
             lines: lines(),
             total: eur(2140),
         }
@@ -240,8 +326,10 @@ impl Order {
     pub fn confirmed(&self) -> OrderConfirmed {
         OrderConfirmed {
             order_id: self.order_id,
+            number: self.number.clone(),
             user_id: self.user_id,
             email: self.email.clone(),
+            phone: self.phone.clone(),
             lines: lines(),
             total: eur(2140),
         }
@@ -250,8 +338,10 @@ impl Order {
     pub fn cancelled(&self, reason: &str, refunded: bool) -> OrderCancelled {
         OrderCancelled {
             order_id: self.order_id,
+            number: self.number.clone(),
             user_id: self.user_id,
             email: self.email.clone(),
+            phone: self.phone.clone(),
             reason: reason.to_owned(),
             refunded,
             total: eur(2140),

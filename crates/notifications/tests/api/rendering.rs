@@ -1,5 +1,5 @@
 //! Every event that concerns a customer writes one email to them, saying what happened in words
-//! and money they can read.
+//! and money they can read, and naming the order by the number they quote.
 
 use nubo_platform::both_modes;
 
@@ -10,6 +10,7 @@ both_modes!(
     a_cancelled_order_gets_an_email_with_the_reason,
     a_refund_gets_an_email_with_the_amount,
     a_placed_order_gets_no_email_of_its_own,
+    an_order_without_a_number_is_named_by_its_id,
 );
 
 async fn a_confirmed_order_gets_an_email_with_its_lines_and_total(mode: TestMode) {
@@ -22,13 +23,14 @@ async fn a_confirmed_order_gets_an_email_with_its_lines_and_total(mode: TestMode
     assert_eq!(email["kind"], "order_confirmed");
     assert_eq!(email["to"], "dana@example.org");
     assert_eq!(email["user_id"], order.user_id.to_string());
+    assert_eq!(email["channel"], "email");
     assert_eq!(
         email["subject"],
-        format!("Your order {} is confirmed", order.order_id)
+        format!("Your order {} is confirmed", order.number)
     );
     let body = email["body"].as_str().unwrap();
     assert!(
-        body.contains(&format!("Order: {}", order.order_id)),
+        body.contains(&format!("Order: {}\n", order.number)),
         "{body}"
     );
     assert!(
@@ -72,10 +74,13 @@ async fn a_cancelled_order_gets_an_email_with_the_reason(mode: TestMode) {
     assert_eq!(email["to"], "erik@example.org");
     assert_eq!(
         email["subject"],
-        format!("Your order {} was cancelled", paid.order_id)
+        format!("Your order {} was cancelled", paid.number)
     );
     let body = email["body"].as_str().unwrap();
-    assert!(body.contains(&paid.order_id.to_string()), "{body}");
+    assert!(
+        body.contains(&format!("your order {} was cancelled", paid.number)),
+        "{body}"
+    );
     assert!(body.contains("Why: Blue mug is out of stock\n"), "{body}");
     assert!(
         body.contains("The EUR 21.40 you paid goes back to your card"),
@@ -104,15 +109,16 @@ async fn a_refund_gets_an_email_with_the_amount(mode: TestMode) {
     // A refund names only the order; the address comes from the order's own events.
     assert_eq!(email["to"], "gus@example.org");
     assert_eq!(email["user_id"], order.user_id.to_string());
+    // So does the number the customer quotes.
     assert_eq!(
         email["subject"],
-        format!("Your refund for order {}", order.order_id)
+        format!("Your refund for order {}", order.number)
     );
     let body = email["body"].as_str().unwrap();
     assert!(
         body.contains(&format!(
             "we refunded EUR 13.05 to your card for order {}.",
-            order.order_id
+            order.number
         )),
         "{body}"
     );
@@ -141,6 +147,35 @@ async fn a_placed_order_gets_no_email_of_its_own(mode: TestMode) {
     assert_eq!(
         shop.emails_about(order.order_id).await,
         Vec::<serde_json::Value>::new()
+    );
+    shop.shutdown().await;
+}
+
+/// Events of orders placed before orders had numbers carry none: the email names the order by
+/// its id, as it always did.
+async fn an_order_without_a_number_is_named_by_its_id(mode: TestMode) {
+    let shop = start(mode).await;
+    let mut order = Order::new("ines@example.org");
+    order.number = String::new();
+
+    let confirmed = shop.publish(&order.confirmed()).await;
+    shop.publish(&order.placed()).await;
+    let refunded = shop.publish(&order.refunded()).await;
+
+    let email = shop.email_for(order.order_id, confirmed.id).await;
+    assert_eq!(
+        email["subject"],
+        format!("Your order {} is confirmed", order.order_id)
+    );
+    let body = email["body"].as_str().unwrap();
+    assert!(
+        body.contains(&format!("Order: {}\n", order.order_id)),
+        "{body}"
+    );
+    let email = shop.email_for(order.order_id, refunded.id).await;
+    assert_eq!(
+        email["subject"],
+        format!("Your refund for order {}", order.order_id)
     );
     shop.shutdown().await;
 }

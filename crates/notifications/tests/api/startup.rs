@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use nubo_notifications::config::{FROM, SEND_ATTEMPTS, SMTP_URL};
+use nubo_notifications::config::{FROM, SEND_ATTEMPTS, SMS_PROVIDER, SMTP_URL};
 use nubo_platform::config::{Backing, Mode, Settings};
 use nubo_platform::testing::{fresh_postgres_database, nats_url, redis_url};
 use nubo_platform::tokio_util::sync::CancellationToken;
@@ -16,6 +16,7 @@ fn bad_values_are_refused_before_any_port_opens() {
         (SMTP_URL, "smtp://"),
         (FROM, "the shop"),
         (SEND_ATTEMPTS, "0"),
+        (SMS_PROVIDER, "twilio"),
     ] {
         let env = BTreeMap::from([(name.to_owned(), value.to_owned())]);
         let error = format!("{:#}", check(&env, Mode::Embedded).unwrap_err());

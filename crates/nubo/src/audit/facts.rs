@@ -154,7 +154,7 @@ pub async fn payments(db: &Db, facts: &mut Facts) -> Result<(), sqlx::Error> {
 
 pub async fn notifications(db: &Db, facts: &mut Facts) -> Result<(), sqlx::Error> {
     facts.emails = with_db!(db, pool => sqlx::query_as::<_, Email>(
-        "SELECT order_id, kind, status, last_error FROM notifications"
+        "SELECT order_id, kind, status, last_error FROM notifications WHERE channel = 'email'"
     ).fetch_all(pool).await)?;
     Ok(())
 }

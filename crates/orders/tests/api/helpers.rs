@@ -297,7 +297,9 @@ impl Shop {
     pub async fn emails(&self, order_id: &str) -> Vec<Value> {
         let page = json(
             self.http
-                .get(self.api(&format!("/admin/notifications?order_id={order_id}")))
+                .get(self.api(&format!(
+                    "/admin/notifications?order_id={order_id}&channel=email"
+                )))
                 .bearer_auth(&self.admin.token)
                 .send()
                 .await
