@@ -54,6 +54,48 @@ pub async fn until_text(browser: &Client, css: &str, expected: &str) -> String {
     panic!("{css} never showed {expected:?}; it shows {seen:?}; the status message is {message:?}");
 }
 
+/// Saves a screenshot of the page as `name` in `target/tmp/{folder}/` and fails on any serious
+/// or critical axe-core violation.
+pub async fn look(browser: &Client, axe: &str, folder: &str, name: &str) {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.screenshot().await.unwrap();
+    let file = dir.join(format!("{name}.png"));
+    std::fs::write(&file, png).unwrap();
+    println!("screenshot: {}", file.display());
+    browser.execute(axe, vec![]).await.unwrap();
+    let found = browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then(r => done(r.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))
+               .catch(e => done(['axe failed: ' + e]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, json!([]), "axe-core on {name}");
+}
+
+/// axe-core's script: `NUBO_TEST_AXE`, or where `.ci/run` installs it.
+pub fn axe_core() -> String {
+    let path = std::env::var("NUBO_TEST_AXE").unwrap_or_else(|_| {
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../target/axe/node_modules/axe-core/axe.min.js"
+        )
+        .to_owned()
+    });
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is missing ({path}: {e}): install it with \
+             `npm install --prefix target/axe axe-core@4.14.1`, or set NUBO_TEST_AXE to its axe.min.js"
+        )
+    })
+}
+
 /// chromedriver on a free loopback port, killed on drop.
 pub struct Chromedriver {
     process: Child,

@@ -6,7 +6,6 @@
 //! axe-core comes from the npm registry (`.ci/run` installs it and sets `NUBO_TEST_AXE` to its
 //! `axe.min.js`); without it the test fails and says how to get it.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
@@ -24,7 +23,7 @@ const CUSTOMER: &str = "customer@console.test";
 #[ignore = "needs chromium, chromium-driver and axe-core: run by .ci/run"]
 async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and_a_customer_is_refused()
  {
-    let axe = axe_core();
+    let axe = crate::browser::axe_core();
     let driver = Chromedriver::start();
     let system = start_shop().await;
     let ops = format!("{}/ops", system.url("gateway"));
@@ -257,42 +256,7 @@ async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and
 /// Saves a screenshot of the page as `name` and fails on any serious or critical axe-core
 /// violation.
 async fn look(browser: &Client, axe: &str, name: &str) {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ops-screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    let png = browser.screenshot().await.unwrap();
-    let file = dir.join(format!("{name}.png"));
-    std::fs::write(&file, png).unwrap();
-    println!("screenshot: {}", file.display());
-    browser.execute(axe, vec![]).await.unwrap();
-    let found = browser
-        .execute_async(
-            "const done = arguments[arguments.length - 1];
-             axe.run(document, { resultTypes: ['violations'] })
-               .then(r => done(r.violations
-                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
-                 .map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))
-               .catch(e => done(['axe failed: ' + e]));",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(found, json!([]), "axe-core on {name}");
-}
-
-fn axe_core() -> String {
-    let path = std::env::var("NUBO_TEST_AXE").unwrap_or_else(|_| {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../target/axe/node_modules/axe-core/axe.min.js"
-        )
-        .to_owned()
-    });
-    std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "axe-core is missing ({path}: {e}): install it with \
-             `npm install --prefix target/axe axe-core@4.14.1`, or set NUBO_TEST_AXE to its axe.min.js"
-        )
-    })
+    crate::browser::look(browser, axe, "ops-screenshots", name).await;
 }
 
 async fn count(browser: &Client, css: &str) -> usize {

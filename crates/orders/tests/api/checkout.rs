@@ -115,7 +115,11 @@ async fn a_customer_finds_tea_and_buys_it(mode: TestMode) {
         let delivered = mail.mails();
         assert_eq!(delivered[0].header("to"), Some("alice@orders.test"));
         // The email names the order by the number the customer quotes.
-        assert!(delivered[0].body.contains(order["number"].as_str().unwrap()));
+        assert!(
+            delivered[0]
+                .body
+                .contains(order["number"].as_str().unwrap())
+        );
     }
     shop.shutdown().await;
 }
