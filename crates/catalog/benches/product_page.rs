@@ -10,8 +10,8 @@
 //!
 //! Browsing is most of a shop's traffic, and a page served from the cache costs little more than
 //! decoding it and encoding it again, so the JSON is most of what catalog spends on it. The
-//! products are the demo catalog's coffees (a name, a sentence of description, a price, an
-//! image URL).
+//! products are the demo catalog's coffees (a name, a sentence of description, a price, two
+//! image URLs).
 
 use std::time::Duration;
 
@@ -38,6 +38,7 @@ fn product(n: usize) -> Product {
         .expect("a valid date");
     Product {
         id: Uuid::now_v7(),
+        image: nubo_catalog::domain::image_path(&sku, 3),
         image_url: format!("https://images.nubo.example/products/{sku}.jpg"),
         sku,
         name: name.to_owned(),

@@ -1,13 +1,14 @@
-//! Cached reads. A product is cached by id; pages of the list are cached under a generation
-//! number that every write bumps, so one write invalidates every cached page at once without
-//! scanning keys. The cache is an optimisation only: when it fails, reads go to the database.
+//! Cached reads. A product is cached by id; pages of the list, and products read by SKU (a write
+//! may change a SKU), are cached under a generation number that every write bumps, so one write
+//! invalidates all of them at once without scanning keys. The cache is an optimisation only:
+//! when it fails, reads go to the database.
 
 use std::time::Duration;
 
 use nubo_platform::Context;
 use nubo_platform::uuid::Uuid;
 
-use crate::domain::Product;
+use crate::domain::{Product, ProductRef};
 use crate::routes::ProductPage;
 use crate::store;
 
@@ -31,20 +32,54 @@ pub async fn get(ctx: &Context, id: Uuid) -> Result<Option<Product>, nubo_platfo
     Ok(product)
 }
 
+/// The product a path names, by id or SKU.
+pub async fn find(
+    ctx: &Context,
+    product: &ProductRef,
+) -> Result<Option<Product>, nubo_platform::sqlx::Error> {
+    let sku = match product {
+        ProductRef::Id(id) => return get(ctx, *id).await,
+        ProductRef::Sku(sku) => sku.as_str(),
+    };
+    let key = generation(ctx)
+        .await
+        .map(|g| format!("catalog:products:{g}:sku:{sku}"));
+    if let Some(key) = &key
+        && let Ok(Some(p)) = ctx.cache.get_json::<Product>(key).await
+    {
+        return Ok(Some(p));
+    }
+    let found = store::by_sku(&ctx.db, sku).await?;
+    match (&key, &found) {
+        (Some(key), Some(p)) => {
+            let _ = ctx.cache.set_json(key, p, ctx.settings.cache_ttl).await;
+        }
+        // No generation yet: start one, so the next read can be cached.
+        (None, _) => {
+            let _ = ctx.cache.incr(GENERATION, GENERATION_TTL).await;
+        }
+        (Some(_), None) => {}
+    }
+    Ok(found)
+}
+
+/// The current generation of cached pages, if the cache has one.
+async fn generation(ctx: &Context) -> Option<String> {
+    ctx.cache
+        .get(GENERATION)
+        .await
+        .ok()
+        .flatten()
+        .map(|g| String::from_utf8_lossy(&g).into_owned())
+}
+
 pub async fn list(
     ctx: &Context,
     category: Option<&str>,
     page: u32,
     per_page: u32,
 ) -> Result<ProductPage, nubo_platform::sqlx::Error> {
-    let generation = ctx
-        .cache
-        .get(GENERATION)
-        .await
-        .ok()
-        .flatten()
-        .map(|g| String::from_utf8_lossy(&g).into_owned());
-    let key = generation.as_ref().map(|g| {
+    let key = generation(ctx).await.map(|g| {
         format!(
             "catalog:products:{g}:{}:{page}:{per_page}",
             category.unwrap_or("*")

@@ -176,6 +176,27 @@ impl SearchTerms {
     }
 }
 
+/// How a path names a product: by its id or by its SKU. A UUID is 36 characters and a SKU at
+/// most 32, so one can never be taken for the other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProductRef {
+    Id(Uuid),
+    Sku(Sku),
+}
+
+impl ProductRef {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        if raw.len() == 36
+            && let Ok(id) = Uuid::parse_str(raw)
+        {
+            return Ok(Self::Id(id));
+        }
+        Sku::parse(raw)
+            .map(Self::Sku)
+            .map_err(|_| "must be a product id (a UUID) or a SKU such as TEA-001".to_owned())
+    }
+}
+
 /// A product as stored and served.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
@@ -185,10 +206,23 @@ pub struct Product {
     pub description: String,
     pub price: Money,
     pub category: String,
+    /// The product's image, served by the catalog: the photo an admin uploaded (PNG or JPEG)
+    /// or else an illustration drawn for it (SVG). The URL changes whenever the product does,
+    /// so its answer may be kept for a day; add `&w=320`, `&w=640` or `&w=1280` for a width.
+    #[schema(example = "/api/v1/products/TEA-001/image?v=3")]
+    pub image: String,
+    /// An image elsewhere that an admin set (an `https://` URL or a path), or empty.
     pub image_url: String,
+    /// Increases by one with every change, the image's included.
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Where a product's image is served: by SKU, so the URL reads well, and with the product's
+/// version, so every change to the product (its image's included) gives a new URL.
+pub fn image_path(sku: &str, version: i64) -> String {
+    format!("/api/v1/products/{sku}/image?v={version}")
 }
 
 /// What an admin sends to create or replace a product.
@@ -350,6 +384,22 @@ mod tests {
         assert!(SearchTerms::parse("\"*--").unwrap().is_empty());
         assert!(SearchTerms::parse("").is_err());
         assert!(SearchTerms::parse(&"a".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn a_product_is_named_by_its_id_or_its_sku() {
+        let id = "01a211dc-d363-71a9-b3b7-f1327e53f1ff";
+        assert_eq!(
+            ProductRef::parse(id),
+            Ok(ProductRef::Id(Uuid::parse_str(id).unwrap()))
+        );
+        assert_eq!(
+            ProductRef::parse("TEA-001"),
+            Ok(ProductRef::Sku(Sku::parse("TEA-001").unwrap()))
+        );
+        for bad in ["tea-001", "T", "not-a-uuid", "", &"A".repeat(33)] {
+            assert!(ProductRef::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

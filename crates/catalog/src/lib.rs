@@ -1,12 +1,14 @@
 //! The catalog: products with SKU, name, description, price, category and image; categories an
 //! admin manages; paged lists filtered by category; ranked full-text search; admin create and
-//! update, each publishing `ProductChanged` through the outbox; reads served from the cache; and
-//! a price history built from its own events.
+//! update, each publishing `ProductChanged` through the outbox; reads served from the cache and
+//! marked for HTTP caches; product images (an admin's photo at a few widths, or an illustration
+//! drawn for the product); and a price history built from its own events.
 #![forbid(unsafe_code)]
 
 mod cached;
 pub mod domain;
 mod events;
+pub mod images;
 pub mod routes;
 pub mod search;
 mod seed;

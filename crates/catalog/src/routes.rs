@@ -1,4 +1,11 @@
 //! The catalog's HTTP API: thin handlers that extract, authorize, call the store and map errors.
+//! Public reads answer with an `ETag` and `Cache-Control` ([`http_cache`]), and a `304` to a
+//! matching `If-None-Match`; admin routes and errors are never cached.
+
+mod categories;
+mod images;
+
+use std::collections::BTreeMap;
 
 use nubo_contracts::catalog::ProductChange;
 use nubo_platform::auth::Admin;
@@ -9,16 +16,14 @@ use nubo_platform::axum::{self, Router};
 use nubo_platform::error::{FieldError, Json, Path, Query};
 use nubo_platform::openapi::{Shared, problems};
 use nubo_platform::uuid::Uuid;
-use nubo_platform::{ApiError, Context, OrNotFound, Problem};
+use nubo_platform::{ApiError, Context, OrNotFound, Problem, http_cache};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::domain::{
-    Category, CategoryInfo, CategoryInput, CategoryUpdate, Product, ProductInput, SearchTerms,
-};
-use crate::store::{self, CategoryError, PricePoint, WriteError};
+use crate::domain::{Category, Product, ProductInput, ProductRef, SearchTerms};
+use crate::store::{self, PricePoint, WriteError};
 use crate::{cached, search};
 
 pub fn router(ctx: Context) -> Router {
@@ -64,19 +69,58 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 )]
 struct ApiDoc;
 
+/// How long shoppers' browsers and shared caches may reuse a list, a search or the categories.
+const LIST_MAX_AGE: u32 = 60;
+/// How long they may reuse one product.
+const PRODUCT_MAX_AGE: u32 = 300;
+
 /// Every route, each registered with its documented operation so neither can go without the
-/// other.
+/// other; public reads grouped by how long their answers may be reused.
 fn public_routes() -> OpenApiRouter<Context> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let lists = OpenApiRouter::new()
         .routes(routes!(list_products))
         .routes(routes!(search_products))
-        .routes(routes!(get_product))
         .routes(routes!(price_history))
-        .routes(routes!(list_categories))
+        .routes(routes!(categories::list_categories))
+        .route_layer(http_cache::public(LIST_MAX_AGE));
+    let product = OpenApiRouter::new()
+        .routes(routes!(get_product))
+        .route_layer(http_cache::public(PRODUCT_MAX_AGE));
+    // The handler sets a day and `immutable` itself when the URL carries the current version.
+    let image = OpenApiRouter::new()
+        .routes(routes!(images::product_image))
+        .route_layer(http_cache::public(images::UNVERSIONED_MAX_AGE));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(lists)
+        .merge(product)
+        .merge(image)
         .routes(routes!(create_product))
         .routes(routes!(update_product))
-        .routes(routes!(create_category))
-        .routes(routes!(update_category, delete_category))
+        .routes(routes!(
+            images::put_product_image,
+            images::delete_product_image
+        ))
+        .routes(routes!(categories::create_category))
+        .routes(routes!(
+            categories::update_category,
+            categories::delete_category
+        ))
+}
+
+/// 304 in the document: the request's `If-None-Match` names the answer's current `ETag`.
+pub struct NotModified;
+
+impl utoipa::IntoResponses for NotModified {
+    fn responses() -> BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>>
+    {
+        let response = utoipa::openapi::ResponseBuilder::new()
+            .description(
+                "Not modified: `If-None-Match` names the current `ETag`. No body; the same \
+                 `ETag` and `Cache-Control`.",
+            )
+            .build();
+        BTreeMap::from([("304".to_owned(), utoipa::openapi::RefOr::T(response))])
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -121,6 +165,7 @@ pub struct ProductPage {
     params(ListQuery),
     responses(
         (status = 200, description = "A page of products", body = ProductPage),
+        NotModified,
         problems::BadRequest,
         problems::Invalid,
         problems::Internal,
@@ -178,6 +223,7 @@ pub struct SearchQuery {
     params(SearchQuery),
     responses(
         (status = 200, description = "A page of matching products", body = ProductPage),
+        NotModified,
         problems::BadRequest,
         problems::Invalid,
         problems::Internal,
@@ -206,14 +252,17 @@ async fn search_products(
     }))
 }
 
-/// One product.
+/// One product, by its id or its SKU.
 #[utoipa::path(
     get,
     path = "/api/v1/products/{id}",
     tag = "catalog",
-    params(("id" = Uuid, Path, description = "The product's id")),
+    params(("id" = String, Path,
+        description = "The product's id (a UUID, 36 characters) or its SKU (3 to 32 upper-case \
+            letters, digits and dashes, e.g. `TEA-001`)")),
     responses(
         (status = 200, description = "The product", body = Product),
+        NotModified,
         problems::BadRequest,
         problems::NotFound,
         problems::Internal,
@@ -221,9 +270,12 @@ async fn search_products(
 )]
 async fn get_product(
     State(ctx): State<Context>,
-    Path(id): Path<Uuid>,
+    Path(id): Path<String>,
 ) -> Result<Json<Product>, ApiError> {
-    Ok(Json(cached::get(&ctx, id).await.or_not_found("product")?))
+    let product = ProductRef::parse(&id).map_err(ApiError::BadRequest)?;
+    Ok(Json(
+        cached::find(&ctx, &product).await.or_not_found("product")?,
+    ))
 }
 
 /// Every price a product has had, oldest first.
@@ -234,6 +286,7 @@ async fn get_product(
     params(("id" = Uuid, Path, description = "The product's id")),
     responses(
         (status = 200, description = "The product's prices", body = Vec<PricePoint>),
+        NotModified,
         problems::BadRequest,
         problems::NotFound,
         problems::Internal,
@@ -245,41 +298,6 @@ async fn price_history(
 ) -> Result<Json<Vec<PricePoint>>, ApiError> {
     store::get(&ctx.db, id).await.or_not_found("product")?;
     Ok(Json(store::price_history(&ctx.db, id).await?))
-}
-
-/// A category and how many products it has.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct CategoryCount {
-    /// The slug.
-    pub category: String,
-    pub name: String,
-    pub description: String,
-    pub products: i64,
-}
-
-/// List categories with their product counts.
-#[utoipa::path(
-    get,
-    path = "/api/v1/categories",
-    tag = "catalog",
-    responses(
-        (status = 200, description = "Every category", body = Vec<CategoryCount>),
-        problems::Internal,
-    )
-)]
-async fn list_categories(State(ctx): State<Context>) -> Result<Json<Vec<CategoryCount>>, ApiError> {
-    let categories = store::categories(&ctx.db).await?;
-    Ok(Json(
-        categories
-            .into_iter()
-            .map(|c| CategoryCount {
-                category: c.slug,
-                name: c.name,
-                description: c.description,
-                products: c.products,
-            })
-            .collect(),
-    ))
 }
 
 /// Create a product (admins).
@@ -356,119 +374,6 @@ async fn update_product(
     ctx.commit(tx).await?;
     cached::invalidate(&ctx, product.id).await;
     Ok(Json(product))
-}
-
-/// Create a category (admins).
-#[utoipa::path(
-    post,
-    path = "/api/v1/admin/categories",
-    tag = "catalog",
-    request_body = CategoryInput,
-    security(("bearer" = [])),
-    responses(
-        (status = 201, description = "Created", body = CategoryInfo),
-        problems::BadRequest,
-        problems::Unauthorized,
-        problems::Forbidden,
-        problems::Conflict,
-        problems::Invalid,
-        problems::Internal,
-    )
-)]
-async fn create_category(
-    _: Admin,
-    State(ctx): State<Context>,
-    Json(input): Json<CategoryInput>,
-) -> Result<(StatusCode, Json<CategoryInfo>), ApiError> {
-    let valid = input.validate().map_err(ApiError::Invalid)?;
-    let mut tx = ctx.db.begin().await?;
-    store::insert_category(&mut tx, &valid)
-        .await
-        .map_err(category_error)?;
-    tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CategoryInfo {
-            slug: valid.slug.as_str().to_owned(),
-            name: valid.name,
-            description: valid.description,
-        }),
-    ))
-}
-
-/// Rename or re-describe a category (admins).
-#[utoipa::path(
-    put,
-    path = "/api/v1/admin/categories/{slug}",
-    tag = "catalog",
-    params(("slug" = String, Path, pattern = "^[a-z0-9-]{1,40}$", description = "The category's slug")),
-    request_body = CategoryUpdate,
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "The category as it is now", body = CategoryInfo),
-        problems::BadRequest,
-        problems::Unauthorized,
-        problems::Forbidden,
-        problems::NotFound,
-        problems::Invalid,
-        problems::Internal,
-    )
-)]
-async fn update_category(
-    _: Admin,
-    State(ctx): State<Context>,
-    Path(slug): Path<String>,
-    Json(input): Json<CategoryUpdate>,
-) -> Result<Json<CategoryInfo>, ApiError> {
-    // A slug that cannot be valid names no category.
-    let slug = Category::parse(&slug).map_err(|_| category_error(CategoryError::NotFound))?;
-    let valid = input.validate(slug).map_err(ApiError::Invalid)?;
-    let mut tx = ctx.db.begin().await?;
-    let category = store::update_category(&mut tx, &valid)
-        .await
-        .map_err(category_error)?;
-    tx.commit().await?;
-    Ok(Json(category))
-}
-
-/// Delete an empty category (admins).
-#[utoipa::path(
-    delete,
-    path = "/api/v1/admin/categories/{slug}",
-    tag = "catalog",
-    params(("slug" = String, Path, pattern = "^[a-z0-9-]{1,40}$", description = "The category's slug")),
-    security(("bearer" = [])),
-    responses(
-        (status = 204, description = "Deleted"),
-        problems::Unauthorized,
-        problems::Forbidden,
-        problems::NotFound,
-        problems::Conflict,
-        problems::Internal,
-    )
-)]
-async fn delete_category(
-    _: Admin,
-    State(ctx): State<Context>,
-    Path(slug): Path<String>,
-) -> Result<StatusCode, ApiError> {
-    let mut tx = ctx.db.begin().await?;
-    store::delete_category(&mut tx, &slug)
-        .await
-        .map_err(category_error)?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-fn category_error(e: CategoryError) -> ApiError {
-    match e {
-        CategoryError::SlugTaken => ApiError::Conflict("a category with this slug exists".into()),
-        CategoryError::NotFound => ApiError::NotFound("category not found".into()),
-        CategoryError::InUse => {
-            ApiError::Conflict("products are still in this category; move them first".into())
-        }
-        CategoryError::Database(e) => e.into(),
-    }
 }
 
 fn write_error(e: WriteError) -> ApiError {

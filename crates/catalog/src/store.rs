@@ -7,7 +7,7 @@ use nubo_platform::storage::{Db, Tx};
 use nubo_platform::uuid::Uuid;
 use nubo_platform::{sqlx, with_db, with_tx};
 
-use crate::domain::{CategoryInfo, Product, ValidCategory, ValidProduct};
+use crate::domain::{CategoryInfo, Product, ProductRef, ValidCategory, ValidProduct, image_path};
 
 pub(crate) const COLUMNS: &str = "id, sku, name, description, price_minor, currency, category, image_url, version, created_at, updated_at";
 
@@ -30,6 +30,7 @@ impl From<ProductRow> for Product {
     fn from(r: ProductRow) -> Self {
         Product {
             id: r.id,
+            image: image_path(&r.sku, r.version),
             sku: r.sku,
             name: r.name,
             description: r.description,
@@ -71,6 +72,14 @@ pub async fn by_sku(db: &Db, sku: &str) -> Result<Option<Product>, sqlx::Error> 
     let sql = format!("SELECT {COLUMNS} FROM products WHERE sku = $1");
     let row = with_db!(db, pool => sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql)).bind(sku).fetch_optional(pool).await)?;
     Ok(row.map(Into::into))
+}
+
+/// The product a path names, by id or SKU.
+pub async fn find(db: &Db, product: &ProductRef) -> Result<Option<Product>, sqlx::Error> {
+    match product {
+        ProductRef::Id(id) => get(db, *id).await,
+        ProductRef::Sku(sku) => by_sku(db, sku.as_str()).await,
+    }
 }
 
 /// One page of products, by name, optionally in one category; and how many match in all.
@@ -226,8 +235,10 @@ impl From<sqlx::Error> for WriteError {
 pub async fn insert(tx: &mut Tx, p: &ValidProduct) -> Result<Product, WriteError> {
     require_category(tx, p.category.as_str()).await?;
     let now = nubo_platform::clock::now();
+    let id = Uuid::now_v7();
     let product = Product {
-        id: Uuid::now_v7(),
+        id,
+        image: image_path(p.sku.as_str(), 1),
         sku: p.sku.as_str().to_owned(),
         name: p.name.clone(),
         description: p.description.clone(),
@@ -279,6 +290,19 @@ pub async fn update(tx: &mut Tx, id: Uuid, p: &ValidProduct) -> Result<Product, 
         .fetch_optional(conn)
         .await)?;
     row.map(Into::into).ok_or(WriteError::NotFound)
+}
+
+/// Bumps a product's version for a change made elsewhere (its image), with the time of it.
+pub async fn touch(tx: &mut Tx, id: Uuid) -> Result<Option<Product>, sqlx::Error> {
+    let sql = format!(
+        "UPDATE products SET version = version + 1, updated_at = $2 WHERE id = $1 RETURNING {COLUMNS}"
+    );
+    let row = with_tx!(tx, conn => sqlx::query_as::<_, ProductRow>(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(nubo_platform::clock::now())
+        .fetch_optional(conn)
+        .await)?;
+    Ok(row.map(Into::into))
 }
 
 pub async fn count(db: &Db) -> Result<i64, sqlx::Error> {

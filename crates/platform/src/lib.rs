@@ -14,6 +14,7 @@ pub mod config;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod http_cache;
 pub mod metrics;
 pub mod openapi;
 pub mod ops;

@@ -104,6 +104,23 @@ impl Admin {
             .unwrap()
     }
 
+    /// Uploads `bytes` as the product's photo, declared as `content_type`.
+    pub async fn put_image(
+        &self,
+        id: &str,
+        content_type: &str,
+        bytes: Vec<u8>,
+    ) -> reqwest::Response {
+        self.http
+            .put(format!("{}/api/v1/admin/products/{id}/image", self.base))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Sends `method` to an admin route, as this admin.
     pub async fn send(
         &self,

@@ -4,5 +4,6 @@ mod categories;
 mod events;
 mod health;
 mod helpers;
+mod images;
 mod products;
 mod search;

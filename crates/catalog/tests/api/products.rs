@@ -14,6 +14,8 @@ both_modes!(
     admin_routes_need_an_admin,
     a_malformed_or_unknown_id_gets_a_clear_problem,
     the_cart_reads_a_product_by_its_exact_sku,
+    shoppers_read_a_product_by_its_sku,
+    catalog_reads_carry_an_etag_and_a_304_saves_the_body,
 );
 
 async fn an_admin_adds_a_product_and_shoppers_find_it(mode: TestMode) {
@@ -250,5 +252,105 @@ async fn the_cart_reads_a_product_by_its_exact_sku(mode: TestMode) {
         let answer = cart.get(&by_sku(bad)).await;
         assert_eq!(answer.status(), 422, "{bad}: {answer:?}");
     }
+    system.shutdown().await;
+}
+
+/// The storefront links products by SKU (`/products/TEA-001`) and reads them the same way.
+async fn shoppers_read_a_product_by_its_sku(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system).await;
+    let created = admin.create_ok(&product("TEA-600", 300)).await;
+    let id = created["id"].as_str().unwrap();
+    let by_sku: Value = admin
+        .get("/api/v1/products/TEA-600")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(by_sku, created);
+
+    // Read by SKU (so cached), then the SKU changes: the old one is gone at once.
+    let mut renamed = product("TEA-601", 300);
+    renamed["name"] = json!("Renamed");
+    assert_eq!(admin.update(id, &renamed).await.status(), 200);
+    assert_problem(admin.get("/api/v1/products/TEA-600").await, 404).await;
+    let new: Value = admin
+        .get("/api/v1/products/TEA-601")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(new["id"], id);
+    assert_eq!(new["name"], "Renamed");
+    assert_eq!(new["image"], "/api/v1/products/TEA-601/image?v=2");
+
+    let body = assert_problem(admin.get("/api/v1/products/tea-600").await, 400).await;
+    assert!(body["detail"].as_str().unwrap().contains("SKU"), "{body}");
+    system.shutdown().await;
+}
+
+async fn catalog_reads_carry_an_etag_and_a_304_saves_the_body(mode: TestMode) {
+    let system = start(mode).await;
+    let admin = Admin::of(&system).await;
+    let created = admin.create_ok(&product("TEA-700", 300)).await;
+    let id = created["id"].as_str().unwrap();
+    // An admin's write is never marked cacheable.
+    let write = admin.update(id, &product("TEA-700", 300)).await;
+    assert!(write.headers().get("etag").is_none());
+    assert!(write.headers().get("cache-control").is_none());
+
+    let reads = [
+        ("/api/v1/products", "public, max-age=60"),
+        ("/api/v1/products/search?q=tea", "public, max-age=60"),
+        ("/api/v1/categories", "public, max-age=60"),
+        ("/api/v1/products/TEA-700", "public, max-age=300"),
+        (
+            "/api/v1/products/TEA-700/image?v=2",
+            "public, max-age=86400, immutable",
+        ),
+    ];
+    for (path, cache_control) in reads {
+        let first = admin.get(path).await;
+        assert_eq!(first.status(), 200, "{path}");
+        let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+        assert!(etag.starts_with('"') && etag.len() >= 34, "{path}: {etag}");
+        assert_eq!(first.headers()["cache-control"], cache_control, "{path}");
+        assert_eq!(first.headers()["vary"], "accept-encoding", "{path}");
+        for condition in [etag.clone(), format!("W/{etag}"), format!("\"x\", {etag}")] {
+            let again = admin
+                .http
+                .get(format!("{}{path}", admin.base))
+                .header("if-none-match", condition)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(again.status(), 304, "{path}");
+            assert_eq!(again.headers()["etag"], etag.as_str());
+            assert_eq!(again.headers()["cache-control"], cache_control);
+            assert!(again.bytes().await.unwrap().is_empty());
+        }
+    }
+
+    // A change gives a new tag, so the old one no longer saves the body.
+    let before = admin.get("/api/v1/products/TEA-700").await;
+    let old_tag = before.headers()["etag"].to_str().unwrap().to_owned();
+    let mut changed = product("TEA-700", 350);
+    changed["name"] = json!("Dearer tea");
+    assert_eq!(admin.update(id, &changed).await.status(), 200);
+    let after = admin
+        .http
+        .get(format!("{}/api/v1/products/TEA-700", admin.base))
+        .header("if-none-match", &old_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    assert_ne!(after.headers()["etag"], old_tag.as_str());
+
+    // Errors are not cached.
+    let missing = admin.get("/api/v1/products/NOPE-404").await;
+    assert!(missing.headers().get("etag").is_none());
+    assert!(missing.headers().get("cache-control").is_none());
+    assert_problem(missing, 404).await;
     system.shutdown().await;
 }

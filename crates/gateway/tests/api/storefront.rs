@@ -226,7 +226,7 @@ async fn a_guest_fills_a_cart_signs_up_checks_out_and_follows_the_order_live() {
 async fn pages_and_assets_are_cacheable_compressed_and_strictly_confined() {
     let system = start_shop().await;
     let shop = system.url("gateway");
-    let http = reqwest::Client::builder().gzip(false).build().unwrap();
+    let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{shop}{path}"));
     for path in [
         "/",
@@ -283,10 +283,8 @@ async fn pages_and_assets_are_cacheable_compressed_and_strictly_confined() {
     let old = get("/assets/shop.js?v=0000").send().await.unwrap();
     assert_eq!(old.headers()["cache-control"], "no-cache");
     assert_eq!(get("/assets/nope.js").send().await.unwrap().status(), 404);
-    assert_eq!(
-        get("/assets/..%2Fmod.rs").send().await.unwrap().status(),
-        404
-    );
+    let escape = get("/assets/..%2Fmod.rs").send().await.unwrap().status();
+    assert!([400, 404].contains(&escape.as_u16()), "{escape}");
     let icon = get("/favicon.ico").send().await.unwrap();
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 
@@ -337,7 +335,8 @@ async fn add_and_checkout(browser: &Client, shop: &str, card: &str) {
         .await
         .unwrap();
     click(browser, "#add-to-cart").await;
-    until_text(browser, "#cart-link", "(1)").await;
+    // (A cancelled order leaves the cart as it was: the count need not be 1.)
+    until_text(browser, "#message", "Added Hojicha").await;
     browser.goto(&format!("{shop}/checkout")).await.unwrap();
     until_visible(browser, "#checkout-form").await;
     place_order(browser, card, value(browser, "#ship-name").await.is_empty()).await;
