@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nubo_contracts::Money;
-use nubo_contracts::orders::{OrderConfirmed, OrderLine};
+use nubo_contracts::orders::{Contact, OrderConfirmed, OrderLine, OrderShipping};
 use nubo_orders::config::Config;
 use nubo_orders::domain::State;
 use nubo_orders::store::{self, NewOrder};
@@ -88,12 +88,28 @@ impl Orders {
         let now = Utc::now();
         let key = id.to_string();
         let mut tx = self.db.begin().await.expect("a write transaction");
+        let contact = Contact {
+            email: "ada@example.com".into(),
+            phone: None,
+        };
+        let shipping = OrderShipping {
+            option: "collect".into(),
+            name: "Collect at the shop".into(),
+            price: Money {
+                amount_minor: 0,
+                currency: "EUR".into(),
+            },
+            address: None,
+        };
+        let number = nubo_orders::domain::order_number();
         let new = NewOrder {
             id,
             user_id: Uuid::new_v4(),
             idempotency_key: &key,
             fingerprint: "4242:12/2030",
-            email: "ada@example.com",
+            number: &number,
+            contact: &contact,
+            shipping: &shipping,
             lines: &self.lines,
             total: &self.total,
             lease_owner: self.owner,
