@@ -206,6 +206,8 @@ mod tests {
                     .client_ip_header
                     .as_ref()
                     .map_or("unset".to_owned(), ToString::to_string),
+                // The storefront's folder: read where the routes are made.
+                crate::storefront::DIR => "unset".to_owned(),
                 other => panic!("{other} is not checked"),
             };
             assert_eq!(value, *default, "{name}");
