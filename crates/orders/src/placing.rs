@@ -73,8 +73,24 @@ pub enum PlaceError {
 pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Placed, PlaceError> {
     let key = IdempotencyKey::parse(request.idempotency_key).map_err(PlaceError::BadKey)?;
     let clock = &checkouts.ctx().clock;
-    let card =
-        ValidCard::parse(&request.card, clock.now().date_naive()).map_err(PlaceError::BadCard)?;
+    let card = match ValidCard::parse(&request.card, clock.now().date_naive()) {
+        Ok(card) => card,
+        Err(mut bad) => {
+            // Every mistake at once: the contact and address are checked too (priced at
+            // nothing: only their form matters here).
+            if !bad.refused {
+                let nothing = nubo_contracts::Money {
+                    amount_minor: 0,
+                    currency: "EUR".to_owned(),
+                };
+                let details = (request.contact.clone(), request.shipping.clone());
+                if let Err(more) = delivery::check(details.0, details.1, "", &nothing) {
+                    bad.errors.extend(more);
+                }
+            }
+            return Err(PlaceError::BadCard(bad));
+        }
+    };
     let email = request.email.ok_or(PlaceError::NoEmail)?;
     let fingerprint = domain::fingerprint(&card);
     let user_id = request.user_id;

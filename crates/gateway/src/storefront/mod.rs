@@ -17,7 +17,7 @@ use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{Path, RawQuery, State};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::routing::get;
-use nubo_platform::tracing;
+use nubo_platform::{http_cache, tracing};
 use sha2::{Digest, Sha256};
 
 /// The folder the storefront's files are read from on every request instead of the compiled-in
@@ -87,7 +87,7 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
     }
     let version = hex(&hash.finalize()[..8]);
     let shell = SHELL.replace(VERSION_MARK, &version).into_bytes();
-    let shell_etag = etag(&shell);
+    let shell_etag = http_cache::etag_of(&shell);
     Arc::new(Compiled {
         version,
         shell,
@@ -148,7 +148,7 @@ async fn asset_file(
             } else {
                 "no-cache"
             };
-            let tag = etag(body);
+            let tag = http_cache::etag_of(body);
             cached(&request, &tag, policy, content_type, body.to_vec())
         }
         Files::Folder(dir) => match std::fs::read(dir.join(name)) {
@@ -168,28 +168,8 @@ async fn favicon(State(files): State<Files>, request: HeaderMap) -> Response {
     .await
 }
 
-/// A strong validator: the first 16 bytes of the body's SHA-256.
-fn etag(body: &[u8]) -> HeaderValue {
-    let digest = Sha256::digest(body);
-    HeaderValue::try_from(format!("\"{}\"", hex(&digest[..16]))).expect("hex is a valid header")
-}
-
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Whether `If-None-Match` names `tag` (or `*`), compared weakly as RFC 9110 asks for GET.
-fn matches(request: &HeaderMap, tag: &HeaderValue) -> bool {
-    let Some(wanted) = request
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let ours = tag.to_str().unwrap_or_default();
-    wanted.split(',').map(str::trim).any(|candidate| {
-        candidate == "*" || candidate.strip_prefix("W/").unwrap_or(candidate) == ours
-    })
 }
 
 fn cached(
@@ -199,7 +179,7 @@ fn cached(
     content_type: &'static str,
     body: Vec<u8>,
 ) -> Response {
-    let mut response = if matches(request, tag) {
+    let mut response = if http_cache::none_match_hits(request, tag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         with_headers(content_type, body)
@@ -259,22 +239,6 @@ pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn if_none_match_is_compared_weakly_and_in_lists() {
-        let tag = HeaderValue::from_static("\"abc\"");
-        let ask = |v: &'static str| {
-            let mut h = HeaderMap::new();
-            h.insert(header::IF_NONE_MATCH, HeaderValue::from_static(v));
-            matches(&h, &tag)
-        };
-        assert!(ask("\"abc\""));
-        assert!(ask("W/\"abc\""));
-        assert!(ask("\"x\", \"abc\""));
-        assert!(ask("*"));
-        assert!(!ask("\"abd\""));
-        assert!(!matches(&HeaderMap::new(), &tag));
-    }
 
     #[test]
     fn the_shell_names_this_builds_assets() {

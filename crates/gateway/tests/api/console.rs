@@ -15,6 +15,7 @@ use nubo_platform::testing::{TestMode, TestSystem};
 use serde_json::{Value, json};
 
 use crate::browser::{Chromedriver, PATIENCE, click, type_into, until_text};
+use crate::storefront;
 
 const ADMIN: &str = "admin@console.test";
 const CUSTOMER: &str = "customer@console.test";
@@ -127,23 +128,21 @@ async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and
 
     // A shopper, in a browser of their own, pays: the order waits on the card.
     let shopper = driver.browser().await;
-    shopper
-        .goto(&format!("{}/", system.url("gateway")))
-        .await
-        .unwrap();
-    until_text(&shopper, "#products", "Hojicha").await;
-    click(&shopper, "header [data-view=account]").await;
+    let shop = system.url("gateway");
+    shopper.goto(&format!("{shop}/account")).await.unwrap();
     type_into(&shopper, "#login-email", CUSTOMER).await;
     type_into(&shopper, "#login-password", PASSWORD).await;
     click(&shopper, "#log-in button[type=submit]").await;
     until_text(&shopper, "#who", CUSTOMER).await;
-    click(&shopper, "header [data-view=shop]").await;
-    click(&shopper, ".product[data-sku=TEA-OPS] button").await;
-    until_text(&shopper, "#cart-button", "Cart (1)").await;
-    click(&shopper, "#cart-button").await;
-    type_into(&shopper, "#card-number", "4242 4242 4242 4242").await;
-    click(&shopper, "#pay").await;
-    until_text(&shopper, "#message", "being processed").await;
+    shopper
+        .goto(&format!("{shop}/products/TEA-OPS"))
+        .await
+        .unwrap();
+    click(&shopper, "#add-to-cart").await;
+    until_text(&shopper, "#cart-link", "(1)").await;
+    storefront::pay(&shopper, &shop, "4242 4242 4242 4242").await;
+    storefront::until_status(&shopper, "pending").await;
+    until_text(&shopper, "#order-message", "longer than usual").await;
 
     // The board shows it waiting on authorize_payment, and the map shows orders' calls to
     // payments failing.
@@ -168,20 +167,8 @@ async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and
     browser.goto(&format!("{ops}/faults")).await.unwrap();
     click(&browser, "#restore-all").await;
     until_text(&browser, "#audit", "off").await;
-    click(&shopper, "header [data-view=orders]").await;
-    until(
-        &shopper,
-        "the shopper's order is cancelled",
-        |b| async move {
-            click(&b, "header [data-view=orders]").await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            match b.find(Locator::Css("#orders")).await {
-                Ok(e) => e.text().await.unwrap_or_default().contains("cancelled"),
-                Err(_) => false,
-            }
-        },
-    )
-    .await;
+    // The order page follows the order by itself.
+    storefront::until_status(&shopper, "cancelled").await;
     let restored = api(&system, ADMIN, "/admin/ops/overview").await;
     let payments = restored["services"]
         .as_array()
@@ -192,12 +179,9 @@ async fn an_admin_watches_the_shop_breaks_payments_for_a_shopper_restores_it_and
     assert_eq!(payments["faults"]["knobs"], json!({}), "{payments:#}");
 
     // The cancelled checkout left the cart as it was; paying again is confirmed.
-    click(&shopper, "header [data-view=shop]").await;
-    until_text(&shopper, "#cart-button", "Cart (1)").await;
-    click(&shopper, "#cart-button").await;
-    type_into(&shopper, "#card-number", "4242 4242 4242 4242").await;
-    click(&shopper, "#pay").await;
-    until_text(&shopper, "#outcome", "Order confirmed").await;
+    until_text(&shopper, "#cart-link", "(1)").await;
+    storefront::pay(&shopper, &shop, "4242 4242 4242 4242").await;
+    storefront::until_status(&shopper, "confirmed").await;
     shopper.close().await.unwrap();
 
     // The switch is in the logs, live.

@@ -328,7 +328,7 @@ async fn place_order(browser: &Client, card: &str, details: bool) {
     type_into(browser, "#card-number", card).await;
 }
 
-/// Adds a product from its page and checks out with `card`, the details as before.
+/// Adds a product from its page and checks out with `card`.
 async fn add_and_checkout(browser: &Client, shop: &str, card: &str) {
     browser
         .goto(&format!("{shop}/products/TEA-300"))
@@ -337,6 +337,11 @@ async fn add_and_checkout(browser: &Client, shop: &str, card: &str) {
     click(browser, "#add-to-cart").await;
     // (A cancelled order leaves the cart as it was: the count need not be 1.)
     until_text(browser, "#message", "Added Hojicha").await;
+    pay(browser, shop, card).await;
+}
+
+/// Checks out the cart with `card`, filling in the details unless the form has them already.
+pub(crate) async fn pay(browser: &Client, shop: &str, card: &str) {
     browser.goto(&format!("{shop}/checkout")).await.unwrap();
     until_visible(browser, "#checkout-form").await;
     place_order(browser, card, value(browser, "#ship-name").await.is_empty()).await;
@@ -357,7 +362,7 @@ async fn until_order_page(browser: &Client) -> String {
     number
 }
 
-async fn until_status(browser: &Client, status: &str) {
+pub(crate) async fn until_status(browser: &Client, status: &str) {
     let css = format!("#order-status[data-status={status}]");
     let deadline = Instant::now() + PATIENCE * 3;
     while Instant::now() < deadline {

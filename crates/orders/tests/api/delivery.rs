@@ -138,6 +138,16 @@ async fn bad_delivery_details_are_named_and_order_nothing(mode: TestMode) {
             "shipping.address.postal_code"
         ]
     );
+    // A mistyped card and a bad postal code are named together.
+    let problem = json(
+        place(&shop, &ada, &details("not a card", "standard", "1011", "")).await,
+        422,
+    )
+    .await;
+    assert_eq!(
+        problem_fields(&problem),
+        ["card.number", "shipping.address.postal_code"]
+    );
     let problem = json(
         place(&shop, &ada, &details(GOOD_CARD, "drone", "10115", "")).await,
         422,
