@@ -118,8 +118,10 @@ impl CategoryUpdate {
 /// The trimmed name, and what is wrong with the name and description.
 fn check_category_text(name: &str, description: &str) -> (String, Vec<FieldError>) {
     let mut errors = Vec::new();
+    // At most 100 characters as sent, too: what the schema promises a client.
+    let sent = name.chars().count();
     let name = name.trim().to_owned();
-    if !(1..=100).contains(&name.chars().count()) {
+    if !(1..=100).contains(&name.chars().count()) || sent > 100 {
         errors.push(FieldError {
             field: "name".to_owned(),
             message: "must be 1 to 100 characters".to_owned(),
@@ -287,10 +289,11 @@ impl ProductInput {
         };
         let sku = Sku::parse(&self.sku);
         check("sku", sku.as_ref().map(|_| ()).map_err(Clone::clone));
+        let sent = self.name.chars().count();
         let name = self.name.trim().to_owned();
         check(
             "name",
-            if (1..=200).contains(&name.chars().count()) {
+            if (1..=200).contains(&name.chars().count()) && sent <= 200 {
                 Ok(())
             } else {
                 Err("must be 1 to 200 characters".into())

@@ -257,7 +257,7 @@ async fn search_products(
     get,
     path = "/api/v1/products/{id}",
     tag = "catalog",
-    params(("id" = String, Path,
+    params(("id" = String, Path, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Z0-9][A-Z0-9-]{2,31})$", 
         description = "The product's id (a UUID, 36 characters) or its SKU (3 to 32 upper-case \
             letters, digits and dashes, e.g. `TEA-001`)")),
     responses(

@@ -1,9 +1,11 @@
 //! Which service owns which path. The gateway knows prefixes, not endpoints: a service adds a
 //! route under its prefix without the gateway changing.
 
+use http::{HeaderValue, header};
 use nubo_platform::Context;
 use nubo_platform::axum::Router;
 use nubo_platform::axum::middleware;
+use nubo_platform::axum::response::Response;
 use nubo_platform::axum::routing::{any, get};
 use tower_http::compression::CompressionLayer;
 
@@ -79,6 +81,21 @@ pub fn router(ctx: Context, limits: Limits) -> Router {
         // gzip or brotli for a client that asks, on every answer worth it (tower-http leaves
         // out small bodies, images and event streams).
         .layer(CompressionLayer::new())
+        .layer(middleware::map_response(weaken_compressed_etag))
+}
+
+/// A compressed answer is another representation than the one its strong `ETag` names: the tag
+/// becomes weak (RFC 9110 8.8.1), which `If-None-Match` still matches, as nginx does.
+async fn weaken_compressed_etag(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    if headers.contains_key(header::CONTENT_ENCODING)
+        && let Some(tag) = headers.get(header::ETAG).and_then(|t| t.to_str().ok())
+        && tag.starts_with('"')
+        && let Ok(weak) = HeaderValue::from_str(&format!("W/{tag}"))
+    {
+        headers.insert(header::ETAG, weak);
+    }
+    response
 }
 
 #[cfg(test)]

@@ -195,6 +195,7 @@ async fn get_notification(
 pub struct GatewayQuery {
     /// Only messages to this mobile number, E.164 (`+4915123456789`; send the `+` as `%2B`, though
     /// a `+` that arrives as a space is read as one).
+    #[param(pattern = "^[+ ][1-9][0-9]{6,14}$")]
     pub to: Option<String>,
     /// 1 to 100.
     #[param(default = 50, minimum = 1, maximum = 100)]

@@ -169,7 +169,7 @@ fn field(name: &str, message: &str) -> FieldError {
 
 fn email(raw: &str, errors: &mut Vec<FieldError>) -> String {
     let email = raw.trim();
-    let well_formed = email.len() <= 254
+    let well_formed = raw.chars().count() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
             !local.is_empty()
@@ -213,10 +213,12 @@ fn phone(raw: &str, errors: &mut Vec<FieldError>) -> Option<String> {
 }
 
 fn address(raw: Address, errors: &mut Vec<FieldError>) -> Address {
+    // Lengths count as sent too: what the schema promises a client.
     let mut text = |name: &str, value: &str, min: usize, max: usize, what: &str| {
+        let sent = value.chars().count();
         let value = value.trim();
         let n = value.chars().count();
-        if n < min || n > max || value.chars().any(char::is_control) {
+        if n < min || n > max || sent > max || value.chars().any(char::is_control) {
             let message = if min > 0 && n == 0 {
                 format!("enter {what}")
             } else {
@@ -232,7 +234,14 @@ fn address(raw: Address, errors: &mut Vec<FieldError>) -> Address {
     let city = text("city", &raw.city, 1, 100, "the town or city");
     let country = raw.country.trim().to_ascii_uppercase();
     let postal_code = raw.postal_code.trim().to_ascii_uppercase();
-    match COUNTRIES.iter().find(|(code, _, _)| *code == country) {
+    let known = COUNTRIES
+        .iter()
+        .find(|(code, _, _)| *code == country && raw.country.len() == 2);
+    match known {
+        _ if raw.postal_code.chars().count() > 12 => errors.push(field(
+            "shipping.address.postal_code",
+            "a postal code has at most 12 characters",
+        )),
         None => errors.push(field(
             "shipping.address.country",
             "choose one of the countries we deliver to",

@@ -77,16 +77,16 @@ pub async fn place(checkouts: &Checkouts, request: PlaceOrder<'_>) -> Result<Pla
         Ok(card) => card,
         Err(mut bad) => {
             // Every mistake at once: the contact and address are checked too (priced at
-            // nothing: only their form matters here).
-            if !bad.refused {
-                let nothing = nubo_contracts::Money {
-                    amount_minor: 0,
-                    currency: "EUR".to_owned(),
-                };
-                let details = (request.contact.clone(), request.shipping.clone());
-                if let Err(more) = delivery::check(details.0, details.1, "", &nothing) {
-                    bad.errors.extend(more);
-                }
+            // nothing: only their form matters here). A card that is well formed but cannot
+            // pay (402) is only that when the rest of the form is right.
+            let nothing = nubo_contracts::Money {
+                amount_minor: 0,
+                currency: "EUR".to_owned(),
+            };
+            let (contact, shipping) = (request.contact.clone(), request.shipping.clone());
+            if let Err(more) = delivery::check(contact, shipping, "", &nothing) {
+                bad.errors.extend(more);
+                return Err(PlaceError::BadDetails(bad.errors));
             }
             return Err(PlaceError::BadCard(bad));
         }

@@ -252,7 +252,7 @@ async fn my_orders(
     get,
     path = "/api/v1/orders/{id}",
     tag = "orders",
-    params(("id" = String, Path, pattern = "^([0-9a-fA-F-]{36}|NB-[0-9A-HJKMNP-TV-Z]{8})$",
+    params(("id" = String, Path, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|NB-[0-9A-HJKMNP-TV-Z]{8})$",
         description = "The order's id, or its number (`NB-7K3M9QX2`)")),
     security(("bearer" = [])),
     responses(

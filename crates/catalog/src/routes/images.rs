@@ -69,7 +69,7 @@ impl utoipa::ToSchema for ImageBytes {}
     path = "/api/v1/products/{id}/image",
     tag = "catalog",
     params(
-        ("id" = String, Path, description = "The product's id (a UUID) or its SKU (`TEA-001`)"),
+        ("id" = String, Path, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Z0-9][A-Z0-9-]{2,31})$", description = "The product's id (a UUID) or its SKU (`TEA-001`)"),
         ImageQuery,
     ),
     responses(
@@ -133,7 +133,7 @@ pub async fn product_image(
     put,
     path = "/api/v1/admin/products/{id}/image",
     tag = "catalog",
-    params(("id" = String, Path, description = "The product's id (a UUID) or its SKU (`TEA-001`)")),
+    params(("id" = String, Path, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Z0-9][A-Z0-9-]{2,31})$", description = "The product's id (a UUID) or its SKU (`TEA-001`)")),
     request_body(description = "The photo's bytes, with a matching `Content-Type`",
         content((inline(ImageBytes) = "image/png"), (inline(ImageBytes) = "image/jpeg"))),
     security(("bearer" = [])),
@@ -202,7 +202,7 @@ pub async fn put_product_image(
     delete,
     path = "/api/v1/admin/products/{id}/image",
     tag = "catalog",
-    params(("id" = String, Path, description = "The product's id (a UUID) or its SKU (`TEA-001`)")),
+    params(("id" = String, Path, pattern = "^([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[A-Z0-9][A-Z0-9-]{2,31})$", description = "The product's id (a UUID) or its SKU (`TEA-001`)")),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The product as it is now; its version went up if it had a photo", body = Product),

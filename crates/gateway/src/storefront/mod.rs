@@ -12,11 +12,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use nubo_platform::Problem;
+use nubo_platform::server::ErrorPage;
 use nubo_platform::axum::Router;
-use nubo_platform::axum::extract::{Path, RawQuery, State};
+use nubo_platform::axum::extract::{Path, RawQuery, Request, State};
 use nubo_platform::axum::response::{IntoResponse, Response};
-use nubo_platform::axum::routing::get;
+use nubo_platform::axum::routing::{any, get};
 use nubo_platform::{http_cache, tracing};
 use sha2::{Digest, Sha256};
 
@@ -108,7 +110,30 @@ pub fn routes(folder: Option<PathBuf>) -> Router {
     router
         .route("/assets/{name}", get(asset_file))
         .route("/favicon.ico", get(favicon))
+        .route("/{*path}", any(not_a_page))
         .with_state(files)
+}
+
+/// Any other path: a browser asking for a page gets the shell, which shows its "page not found"
+/// view, with a 404; anything else gets the problem every unknown route gets.
+async fn not_a_page(State(files): State<Files>, request: Request) -> Response {
+    let wants_page = request.method() == Method::GET
+        && request
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_page {
+        return Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no route for {} {}", request.method(), request.uri().path()),
+        )
+        .into_response();
+    }
+    let mut page = shell(State(files), HeaderMap::new()).await;
+    *page.status_mut() = StatusCode::NOT_FOUND;
+    page.extensions_mut().insert(ErrorPage);
+    page
 }
 
 async fn shell(State(files): State<Files>, request: HeaderMap) -> Response {

@@ -196,6 +196,7 @@ async fn a_guest_fills_a_cart_signs_up_checks_out_and_follows_the_order_live() {
         (&format!("/orders/{number}"), "#order-number"),
         ("/checkout", "h1"),
         ("/cart", "h1"),
+        ("/no-such-page", "h1"),
     ];
     for (path, ready) in pages {
         browser.goto(&format!("{shop}{path}")).await.unwrap();
@@ -272,7 +273,9 @@ async fn pages_and_assets_are_cacheable_compressed_and_strictly_confined() {
         "public, max-age=31536000, immutable"
     );
     assert!(["gzip", "br"].contains(&answer.headers()["content-encoding"].to_str().unwrap()));
+    // Compressed, it is another representation: its tag is weak, and still revalidates.
     let tag = answer.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(tag.starts_with("W/\""), "{tag}");
     let again = get(&script)
         .header("if-none-match", &tag)
         .send()
@@ -285,6 +288,34 @@ async fn pages_and_assets_are_cacheable_compressed_and_strictly_confined() {
     assert_eq!(get("/assets/nope.js").send().await.unwrap().status(), 404);
     let escape = get("/assets/..%2Fmod.rs").send().await.unwrap().status();
     assert!([400, 404].contains(&escape.as_u16()), "{escape}");
+    // A page that does not exist is the shop's "not found" page for a browser, a problem for
+    // anything else; internal routes stay unreachable either way.
+    let missing = get("/no-such-page")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
+    let missing = get("/no-such-page").send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(
+        missing.headers()["content-type"],
+        "application/problem+json"
+    );
+    let internal = get("/internal/v1/carts/0195a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(!internal.status().is_success(), "{}", internal.status());
+    assert_ne!(
+        internal.headers()["content-type"],
+        "text/html; charset=utf-8"
+    );
     let icon = get("/favicon.ico").send().await.unwrap();
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
 

@@ -391,9 +391,16 @@ async fn overload_to_problem(error: tower::BoxError) -> Response {
 }
 
 /// Turns error responses that are not already JSON into problem documents.
+/// Marks an error answer that is a page for people (the storefront's "page not found"), which
+/// the stack passes on as it is instead of turning it into a problem.
+#[derive(Clone, Copy, Debug)]
+pub struct ErrorPage;
+
 async fn rescue(response: Response) -> Response {
     let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error())
+        || response.extensions().get::<ErrorPage>().is_some()
+    {
         return response;
     }
     let is_json = response
