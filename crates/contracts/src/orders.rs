@@ -71,7 +71,11 @@ pub struct Contact {
 #[serde(deny_unknown_fields)]
 pub struct Shipping {
     /// The id of one of the shipping options (`standard`, `express`).
-    #[schema(max_length = 32, example = "standard")]
+    #[schema(
+        pattern = "^(standard|express)$",
+        max_length = 32,
+        example = "standard"
+    )]
     pub option: String,
     pub address: Address,
 }
@@ -95,8 +99,13 @@ pub struct Address {
     /// In the country's own form (`10115`, `1012 AB`, `SW1A 1AA`).
     #[schema(max_length = 12, example = "10115")]
     pub postal_code: String,
-    /// ISO 3166-1 alpha-2 code of a country the shop delivers to.
-    #[schema(max_length = 2, example = "DE")]
+    /// ISO 3166-1 alpha-2 code of a country the shop delivers to (`GET
+    /// /api/v1/checkout/shipping-options` lists them).
+    #[schema(
+        pattern = "^(AT|BE|CH|DE|DK|ES|FI|FR|GB|IE|IT|LU|NL|NO|PL|PT|SE|US)$",
+        max_length = 2,
+        example = "DE"
+    )]
     pub country: String,
 }
 

@@ -14,11 +14,11 @@ use std::sync::{Arc, LazyLock};
 
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use nubo_platform::Problem;
-use nubo_platform::server::ErrorPage;
 use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{Path, RawQuery, Request, State};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::routing::{any, get};
+use nubo_platform::server::ErrorPage;
 use nubo_platform::{http_cache, tracing};
 use sha2::{Digest, Sha256};
 
