@@ -13,7 +13,7 @@ use nubo_platform::error::Json;
 use nubo_platform::openapi::problems;
 use nubo_platform::{ApiError, Context};
 
-use crate::routes::{Cfg, cart_key, lookup, priced_cart, quantity, sku};
+use crate::routes::{Cfg, cart_key, lookup, priced_cart, quantity, sku, stored_lines};
 
 /// Bring a guest's cart into the signed-in customer's.
 #[utoipa::path(
@@ -52,14 +52,7 @@ pub(crate) async fn merge(
         *entry = (*entry).max(quantity);
     }
     let key = cart_key(caller.user_id);
-    let held: BTreeMap<String, i64> = ctx
-        .cache
-        .hash_get_all(&key)
-        .await
-        .map_err(ApiError::internal)?
-        .into_iter()
-        .filter_map(|(sku, v)| Some((sku, std::str::from_utf8(&v).ok()?.parse().ok()?)))
-        .collect();
+    let held = stored_lines(&ctx, caller.user_id).await?;
     for (sku, quantity) in wanted {
         let short = quantity.min(MAX_QUANTITY) - held.get(&sku).copied().unwrap_or(0);
         if short <= 0 || lookup(&ctx, &sku).await?.is_none() {

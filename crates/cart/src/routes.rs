@@ -325,13 +325,12 @@ async fn remove_line(
     Ok(Json(priced_cart(&ctx, &config, caller.user_id).await?))
 }
 
-/// The stored lines of `user_id`'s cart, priced with the catalog's products as they are now.
-pub(crate) async fn priced_cart(
+/// The quantity of each SKU in `user_id`'s cart as stored (a line left at zero included).
+pub(crate) async fn stored_lines(
     ctx: &Context,
-    config: &Config,
     user_id: Uuid,
-) -> Result<CartView, ApiError> {
-    let stored: BTreeMap<String, i64> = ctx
+) -> Result<BTreeMap<String, i64>, ApiError> {
+    Ok(ctx
         .cache
         .hash_get_all(&cart_key(user_id))
         .await
@@ -341,7 +340,16 @@ pub(crate) async fn priced_cart(
             let quantity = std::str::from_utf8(&value).ok()?.parse().ok()?;
             Some((sku, quantity))
         })
-        .collect();
+        .collect())
+}
+
+/// The stored lines of `user_id`'s cart, priced with the catalog's products as they are now.
+pub(crate) async fn priced_cart(
+    ctx: &Context,
+    config: &Config,
+    user_id: Uuid,
+) -> Result<CartView, ApiError> {
+    let stored = stored_lines(ctx, user_id).await?;
     let found = try_join_all(
         stored
             .iter()

@@ -12,13 +12,13 @@
 use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 
+use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use nubo_platform::Problem;
 use nubo_platform::axum::Router;
 use nubo_platform::axum::extract::{Path, RawQuery, Request, State};
 use nubo_platform::axum::response::{IntoResponse, Response};
 use nubo_platform::axum::routing::{any, get};
-use nubo_platform::server::ErrorPage;
+use nubo_platform::server::{ErrorPage, unknown_route};
 use nubo_platform::{http_cache, tracing};
 use sha2::{Digest, Sha256};
 
@@ -77,8 +77,10 @@ enum Files {
 
 struct Compiled {
     version: String,
-    shell: Vec<u8>,
+    shell: Bytes,
     shell_etag: HeaderValue,
+    /// Each asset's tag, in the order of [`ASSETS`].
+    asset_etags: Vec<HeaderValue>,
 }
 
 static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
@@ -88,12 +90,17 @@ static COMPILED: LazyLock<Arc<Compiled>> = LazyLock::new(|| {
         hash.update(body);
     }
     let version = hex(&hash.finalize()[..8]);
-    let shell = SHELL.replace(VERSION_MARK, &version).into_bytes();
+    let shell = Bytes::from(SHELL.replace(VERSION_MARK, &version));
     let shell_etag = http_cache::etag_of(&shell);
+    let asset_etags = ASSETS
+        .iter()
+        .map(|(_, _, body)| http_cache::etag_of(body))
+        .collect();
     Arc::new(Compiled {
         version,
         shell,
         shell_etag,
+        asset_etags,
     })
 });
 
@@ -124,11 +131,7 @@ async fn not_a_page(State(files): State<Files>, request: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|accept| accept.contains("text/html"));
     if !wants_page {
-        return Problem::new(
-            StatusCode::NOT_FOUND,
-            format!("no route for {} {}", request.method(), request.uri().path()),
-        )
-        .into_response();
+        return unknown_route(request).await.into_response();
     }
     let mut page = shell(State(files), HeaderMap::new()).await;
     *page.status_mut() = StatusCode::NOT_FOUND;
@@ -148,7 +151,7 @@ async fn shell(State(files): State<Files>, request: HeaderMap) -> Response {
         Files::Folder(dir) => match std::fs::read_to_string(dir.join("shop.html")) {
             Ok(text) => fresh(
                 "text/html; charset=utf-8",
-                text.replace(VERSION_MARK, "dev").into_bytes(),
+                Bytes::from(text.replace(VERSION_MARK, "dev")),
             ),
             Err(e) => unreadable(&dir, "shop.html", &e),
         },
@@ -161,9 +164,10 @@ async fn asset_file(
     RawQuery(query): RawQuery,
     request: HeaderMap,
 ) -> Response {
-    let Some((name, content_type, body)) = ASSETS.iter().find(|(n, _, _)| *n == name) else {
+    let Some(index) = ASSETS.iter().position(|(n, _, _)| *n == name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let (name, content_type, body) = ASSETS[index];
     match files {
         Files::Compiled(c) => {
             // Only the current version's URL is forever; any other revalidates.
@@ -173,11 +177,17 @@ async fn asset_file(
             } else {
                 "no-cache"
             };
-            let tag = http_cache::etag_of(body);
-            cached(&request, &tag, policy, content_type, body.to_vec())
+            let tag = &c.asset_etags[index];
+            cached(
+                &request,
+                tag,
+                policy,
+                content_type,
+                Bytes::from_static(body),
+            )
         }
         Files::Folder(dir) => match std::fs::read(dir.join(name)) {
-            Ok(bytes) => fresh(content_type, bytes),
+            Ok(bytes) => fresh(content_type, Bytes::from(bytes)),
             Err(e) => unreadable(&dir, name, &e),
         },
     }
@@ -202,7 +212,7 @@ fn cached(
     tag: &HeaderValue,
     policy: &'static str,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: Bytes,
 ) -> Response {
     let mut response = if http_cache::none_match_hits(request, tag) {
         StatusCode::NOT_MODIFIED.into_response()
@@ -216,7 +226,7 @@ fn cached(
 }
 
 /// A file read from the folder: never cached.
-fn fresh(content_type: &'static str, body: Vec<u8>) -> Response {
+fn fresh(content_type: &'static str, body: Bytes) -> Response {
     let mut response = with_headers(content_type, body);
     response
         .headers_mut()
@@ -229,7 +239,7 @@ fn unreadable(dir: &std::path::Path, name: &str, e: &std::io::Error) -> Response
     StatusCode::NOT_FOUND.into_response()
 }
 
-fn with_headers(content_type: &'static str, body: Vec<u8>) -> Response {
+fn with_headers(content_type: &'static str, body: Bytes) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
@@ -254,7 +264,7 @@ fn with_headers(content_type: &'static str, body: Vec<u8>) -> Response {
 /// A compiled-in page or script of the gateway's own (the console's), revalidated on each use:
 /// a new binary serves new files.
 pub(crate) fn asset(content_type: &'static str, body: &'static str) -> Response {
-    let mut response = with_headers(content_type, body.as_bytes().to_vec());
+    let mut response = with_headers(content_type, Bytes::from_static(body.as_bytes()));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
@@ -269,7 +279,7 @@ mod tests {
     fn the_shell_names_this_builds_assets() {
         let c = &*COMPILED;
         assert_eq!(c.version.len(), 16);
-        let shell = String::from_utf8(c.shell.clone()).unwrap();
+        let shell = String::from_utf8(c.shell.to_vec()).unwrap();
         assert!(!shell.contains(VERSION_MARK));
     }
 }

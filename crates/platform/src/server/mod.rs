@@ -351,7 +351,8 @@ async fn metrics_text(State(metrics): State<Metrics>) -> Response {
         .into_response()
 }
 
-async fn unknown_route(request: Request) -> Problem {
+/// What every route nobody serves answers: a 404 problem naming the method and path.
+pub async fn unknown_route(request: Request) -> Problem {
     Problem::new(
         StatusCode::NOT_FOUND,
         format!("no route for {} {}", request.method(), request.uri().path()),
